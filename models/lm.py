@@ -1,0 +1,497 @@
+"""The language-model generator: a Hugging Face causal LM behind a shared-prefix KV cache.
+
+States are :class:`~ponder.search.protocols.Node` objects (prompt + generated tokens). Every
+token whose keys and values were ever computed lives in a token trie (``ponder.kernels.trie``)
+whose nodes own KV slots in a :class:`~ponder.models.kv_store.KVStore`. To run a batch the
+generator
+
+1. matches each sequence against the trie: the longest cached prefix (length ``n_i``) is
+   gathered from the store, left-padded to ``P = max n_i``;
+2. runs only the remaining tokens, right-padded to ``N``, with explicit position ids
+   ``n_i + j`` so rotary embeddings see each row's true positions;
+3. writes the new keys and values back under new trie nodes.
+
+A prompt shared by N branches is therefore computed once. The last token of a sequence is
+always run (the trie stores KV, not logits), so a fully cached sequence costs one token.
+Nodes in use by a call are locked; other nodes are evicted least-recently-used when the cache
+exceeds ``max_cache_tokens``, and evicted prefixes are recomputed transparently.
+
+Sampling within a step runs a batched decode loop on a live ``DynamicCache``; rows that finish
+(EOS, stop string, step length) hand their KV to the trie at once, and finished rows are
+dropped from the batch once a quarter of it is idle.
+
+Every call charges the active ledgers (``ponder.search.ledger``): prefill and decode tokens
+computed, tokens served from cache, forward calls, nodes and generated tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from ponder.models.kv_store import CacheFullError, KVStore
+from ponder.models.sampling import Sampling
+from ponder.search import ledger
+from ponder.search.protocols import ConfigError, Node, PonderError, Step, check_choice
+
+
+class ContextLengthError(PonderError, ValueError):
+    """A prompt (or extension) does not fit the model's context window."""
+
+
+CACHE_MODES = ("trie", "none")
+TRIE_IMPLS = ("compiled", "python")
+CHAT_MODES = ("auto", "template", "raw")
+
+
+def _make_trie(impl: str):
+    check_choice("trie implementation", impl, TRIE_IMPLS)
+    if impl == "compiled":
+        from ponder.kernels.trie import TokenTrie
+    else:
+        from ponder.kernels.trie_py import TokenTrie
+    return TokenTrie()
+
+
+@dataclasses.dataclass
+class _Live:
+    """A batch whose KV is in a live DynamicCache, ready to decode.
+
+    Attributes:
+        cache: per-layer keys/values [R, H, T, D].
+        mask: attention mask [R, T] (None when no row is padded).
+        lengths: true sequence length of each row (next position id).        # [R]
+        anchors: the locked trie node holding each row's sequence minus its unfed tail.
+        logits: next-token logits after each row's last token.              # [R, V]
+        width: T, the cache's column count.
+    """
+
+    cache: DynamicCache
+    mask: torch.Tensor | None
+    lengths: np.ndarray
+    anchors: list[int | None]
+    logits: torch.Tensor
+    width: int
+    hidden: torch.Tensor | None = None
+    n_past: np.ndarray | None = None
+    pending: list | None = None  # per row: (tokens, cache columns) not yet in the trie
+
+    def select(self, rows: np.ndarray) -> None:
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        self.cache.batch_select_indices(index)
+        if self.mask is not None:
+            self.mask = self.mask[index]
+        self.lengths = self.lengths[rows]
+        self.anchors = [self.anchors[i] for i in rows]
+        self.pending = [self.pending[i] for i in rows]
+        self.logits = self.logits[index]
+
+
+class LM:
+    """A causal LM generator with a trie-shared KV cache.
+
+    Args:
+        model: a Hugging Face causal LM (``AutoModelForCausalLM``), eval mode.
+        tokenizer: its tokenizer.
+        name: a label for results.
+        max_cache_tokens: the KV cache's token budget (the trie evicts beyond it).
+        cache: "trie" shares prefixes; "none" recomputes every prefix (the baseline).
+        trie: "compiled" (Cython) or "python" (the reference twin).
+        chat: "auto" applies the chat template when the tokenizer has one; "template"
+            requires it; "raw" tokenizes the prompt as is.
+        seed: seeds the generator's RNG stream (calls without an explicit seed draw from it).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        name: str = "lm",
+        max_cache_tokens: int = 32768,
+        cache: str = "trie",
+        trie: str = "compiled",
+        chat: str = "auto",
+        seed: int = 0,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.cache_mode = check_choice("cache mode", cache, CACHE_MODES)
+        self.chat = check_choice("chat mode", chat, CHAT_MODES)
+        config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
+        self.max_context = int(getattr(config, "max_position_embeddings", 2048))
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        n_kv = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.store = KVStore(config.num_hidden_layers, n_kv, head_dim, max_tokens=max_cache_tokens, dtype=model.dtype)
+        self.trie = _make_trie(trie)
+        self._base = model.base_model
+        self._head = model.get_output_embeddings()
+        self._softcap = getattr(config, "final_logit_softcapping", None)
+        self._rng = np.random.default_rng(seed)
+        eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
+            eos.append(tokenizer.eos_token_id)
+        self.eos_ids = frozenset(eos)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else 0)
+        self.pad_id = int(pad)
+        self.vocab_size = int(self._head.weight.shape[0])
+
+    # ------------------------------------------------------------------ public API
+
+    def __repr__(self) -> str:
+        return f"LM({self.name!r}, cache={self.cache_mode!r}, cached_tokens={self.trie.total_tokens})"
+
+    def root(self, prompt: str | list[dict], *, chat: str | None = None) -> Node:
+        """The depth-0 node of ``prompt``: a string, or a list of chat messages."""
+        mode = check_choice("chat mode", chat or self.chat, CHAT_MODES)
+        has_template = getattr(self.tokenizer, "chat_template", None) is not None
+        if mode == "template" and not has_template:
+            raise ConfigError(f"chat='template' but the tokenizer of {self.name!r} has no chat template")
+        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        if mode == "raw" or (mode == "auto" and not has_template):
+            if not isinstance(prompt, str):
+                raise ConfigError("a list of chat messages needs a tokenizer with a chat template")
+            ids = self.tokenizer(prompt)["input_ids"]
+        else:
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            if not isinstance(ids, list):  # a BatchEncoding
+                ids = ids["input_ids"]
+        ids = [int(t) for t in ids]
+        if not ids:
+            raise ConfigError("the prompt tokenized to no tokens")
+        if len(ids) >= self.max_context:
+            raise ContextLengthError(
+                f"prompt of {len(ids)} tokens does not fit the context of {self.name!r} ({self.max_context} tokens, "
+                "and at least one must stay free to generate)"
+            )
+        ledger.charge(nodes=1)
+        text = prompt if isinstance(prompt, str) else messages[-1]["content"]
+        return Node(tokens=tuple(ids), prompt_len=len(ids), prompt=text)
+
+    def expand(
+        self,
+        nodes: Sequence[Node],
+        k: int = 1,
+        *,
+        step: Step | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> list[list[Node]]:
+        """Sample ``k`` continuation steps of every node, in one batch.
+
+        Args:
+            nodes: parents; finished nodes are an error.
+            k: children per parent (>= 1).
+            step: where a step ends (stop strings, token count); default: 64 tokens.
+            temperature, top_p, top_k: see :class:`~ponder.models.sampling.Sampling`.
+            seed: seeds this call; None draws a seed from the generator's stream.
+            max_new_tokens: cap on the whole answer's generated tokens (a node reaching it is
+                finished with reason "max_new_tokens").
+
+        Returns:
+            ``out[i][j]``: the j-th child of ``nodes[i]``.
+        """
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"k (children per node) must be an integer >= 1, got {k!r}")
+        sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
+        step = step or Step()
+        nodes = list(nodes)
+        if not nodes:
+            return []
+        for node in nodes:
+            if node.finished:
+                raise ConfigError(f"cannot expand a finished node ({node.finish_reason}): {node!r}")
+        if seed is None:
+            seed = int(self._rng.integers(2**62))
+        rng = torch.Generator().manual_seed(int(seed))
+        with torch.inference_mode():
+            live = self._prefill([n.tokens for n in nodes])
+            if k > 1:
+                self._repeat(live, k)
+            return self._decode(nodes, k, live, step, sampling, rng, max_new_tokens)
+
+    def next_token_logprobs(self, nodes: Sequence[Node]) -> np.ndarray:
+        """log p(next token | node) for every node.                           # [B, V] float32"""
+        nodes = list(nodes)
+        if not nodes:
+            return np.zeros((0, self.vocab_size), dtype=np.float32)
+        with torch.inference_mode():
+            live = self._prefill([n.tokens for n in nodes])
+            self._release(live.anchors)
+            return torch.log_softmax(live.logits.float(), dim=-1).numpy()
+
+    def extend(self, nodes: Sequence[Node], tokens: Sequence[Sequence[int]]) -> list[Node]:
+        """Append given tokens to each node as one step; their KV is computed and cached.
+
+        The children carry the model's log-probabilities of the appended tokens.
+        """
+        nodes = list(nodes)
+        if len(tokens) != len(nodes):
+            raise ConfigError(f"extend got {len(nodes)} nodes but {len(tokens)} token lists")
+        appended = [tuple(int(t) for t in ts) for ts in tokens]
+        for node, ts in zip(nodes, appended):
+            if not ts:
+                raise ConfigError(f"extend needs at least one token per node; got none for {node!r}")
+            if len(node.tokens) + len(ts) > self.max_context:
+                raise ContextLengthError(
+                    f"extending a {len(node.tokens)}-token node by {len(ts)} tokens exceeds the context of "
+                    f"{self.name!r} ({self.max_context})"
+                )
+            bad = [t for t in ts if not 0 <= t < self.vocab_size]
+            if bad:
+                raise ConfigError(f"token ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size})")
+        seqs = [n.tokens + ts for n, ts in zip(nodes, appended)]
+        with torch.inference_mode():
+            live = self._prefill(seqs, score_from=[len(n.tokens) - 1 for n in nodes])
+            self._release(live.anchors)
+            children = []
+            for i, (node, ts) in enumerate(zip(nodes, appended)):
+                start = len(node.tokens) - 1 - int(live.n_past[i])  # hidden column predicting ts[0]
+                logits = self._logits(live.hidden[i, start : start + len(ts)])  # [m, V]
+                logp = torch.log_softmax(logits.float(), dim=-1)[torch.arange(len(ts)), torch.tensor(ts)]
+                children.append(self._child(node, ts, logp.tolist(), "eos" if ts[-1] in self.eos_ids else "stop"))
+        ledger.charge(nodes=len(children))
+        return children
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    @property
+    def cached_tokens(self) -> int:
+        return int(self.trie.total_tokens)
+
+    # ------------------------------------------------------------------ the engine
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self._head(hidden)
+        if self._softcap:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    def _release(self, anchors: Sequence[int]) -> None:
+        if self.cache_mode == "trie":
+            for node in anchors:
+                if node is not None:
+                    self.trie.unlock(node)
+
+    def _evict(self, n: int) -> np.ndarray:
+        return self.trie.evict(n)
+
+    def _prefill(self, seqs: list[tuple[int, ...]], *, score_from: list[int] | None = None) -> _Live:
+        """Run the uncached part of every sequence; return a live batch positioned after each.
+
+        Args:
+            seqs: full token sequences, one per row.
+            score_from: per row, the first position whose logits are needed (extend); the
+                cached prefix is cut there so those positions are run.
+        """
+        n_rows = len(seqs)
+        anchors, past_slots = [], []
+        n_past = np.zeros(n_rows, dtype=np.int64)
+        for i, seq in enumerate(seqs):
+            limit = len(seq) - 1 if score_from is None else min(len(seq) - 1, score_from[i])
+            if self.cache_mode == "trie":
+                node, n = self.trie.match_prefix(np.asarray(seq[:limit], dtype=np.int64))
+                self.trie.lock(node)
+                anchors.append(node)
+                past_slots.append(self.trie.path_slots(node))
+                n_past[i] = n
+            else:
+                anchors.append(-1)
+                past_slots.append(np.zeros(0, dtype=np.int64))
+        new = [seq[n:] for seq, n in zip(seqs, n_past)]
+        n_new = np.array([len(t) for t in new], dtype=np.int64)
+        width_past, width_new = int(n_past.max()), int(n_new.max())
+
+        input_ids = torch.full((n_rows, width_new), self.pad_id, dtype=torch.long)  # [B, N]
+        new_mask = torch.zeros((n_rows, width_new), dtype=torch.long)
+        for i, tokens in enumerate(new):
+            input_ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            new_mask[i, : len(tokens)] = 1
+        positions = torch.from_numpy(n_past)[:, None] + torch.arange(width_new)[None, :]  # [B, N]
+        if width_past:
+            layers, past_mask = self.store.gather(past_slots)
+            cache = DynamicCache(ddp_cache_data=layers)
+        else:
+            past_mask = torch.zeros((n_rows, 0), dtype=torch.long)
+            cache = DynamicCache()
+        mask = torch.cat([past_mask, new_mask], dim=1)  # [B, P + N]
+        if bool(mask.all()):
+            mask = None
+        out = self._base(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+        hidden = out.last_hidden_state  # [B, N, h]
+        logits = self._logits(hidden[torch.arange(n_rows), torch.from_numpy(n_new - 1)])  # [B, V]
+        ledger.charge(prefill_tokens=int(n_new.sum()), cached_tokens=int(n_past.sum()), forward_calls=1)
+
+        pending = [(tuple(tokens), width_past + np.arange(len(tokens))) for tokens in new]
+        if self.cache_mode == "trie":
+            anchors = self._cache_tokens(cache, anchors, list(range(n_rows)), pending)
+        else:
+            pending = [((), np.zeros(0, np.int64))] * n_rows
+        return _Live(
+            cache=cache,
+            mask=mask,
+            lengths=np.array([len(s) for s in seqs], dtype=np.int64),
+            anchors=anchors,
+            logits=logits,
+            width=width_past + width_new,
+            hidden=hidden if score_from is not None else None,
+            n_past=n_past,
+            pending=pending,
+        )
+
+    @staticmethod
+    def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _repeat(self, live: _Live, k: int) -> None:
+        """Repeat every row k times (rows i*k .. i*k+k-1 are copies of row i)."""
+        live.cache.batch_repeat_interleave(k)
+        if live.mask is not None:
+            live.mask = live.mask.repeat_interleave(k, dim=0)
+        live.lengths = np.repeat(live.lengths, k)
+        live.logits = live.logits.repeat_interleave(k, dim=0)
+        if self.cache_mode == "trie":
+            for node in live.anchors:  # each copy holds its own lock
+                for _ in range(k - 1):
+                    self.trie.lock(node)
+        live.anchors = [a for a in live.anchors for _ in range(k)]
+        live.pending = [p for p in live.pending for _ in range(k)]
+
+    def _decode(self, parents, k, live: _Live, step: Step, sampling: Sampling, rng, max_new_tokens) -> list[list[Node]]:
+        n_out = len(parents) * k
+        generated: list[list[int]] = [[] for _ in range(n_out)]
+        logps: list[list[float]] = [[] for _ in range(n_out)]
+        reasons: list[str | None] = [None] * n_out
+        row_of = np.arange(n_out)  # live row -> output index
+        alive = np.ones(n_out, dtype=bool)  # per live row
+        base_col = live.width  # decoded token j of every row sits at column base_col + j
+        fed = 0
+        while True:
+            logits = live.logits  # [R, V]
+            tokens = sampling.draw(logits, rng)  # [R]
+            logp = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens[:, None]).squeeze(1)
+            tokens_l, logp_l = tokens.tolist(), logp.tolist()
+            finished_rows = []
+            for r in np.flatnonzero(alive):
+                out = row_of[r]
+                generated[out].append(tokens_l[r])
+                logps[out].append(logp_l[r])
+                reason = self._finish_reason(parents[out // k], generated[out], step, max_new_tokens)
+                if reason is not None:
+                    reasons[out] = reason
+                    alive[r] = False
+                    finished_rows.append(r)
+            if finished_rows:
+                self._retire(live, finished_rows, [generated[row_of[r]] for r in finished_rows], base_col)
+            if not alive.any():
+                break
+            feed = tokens  # [R]; idle rows are fed too until the batch is compacted
+            if (~alive).sum() * 4 >= len(alive):
+                keep = np.flatnonzero(alive)
+                live.select(keep)
+                row_of, alive, feed = row_of[keep], alive[keep], tokens[torch.from_numpy(keep)]
+            positions = torch.from_numpy(live.lengths + fed)[:, None]  # [R, 1]
+            if live.mask is not None:
+                live.mask = torch.cat([live.mask, torch.ones((len(alive), 1), dtype=live.mask.dtype)], dim=1)
+            out = self._base(input_ids=feed[:, None], attention_mask=live.mask, position_ids=positions, past_key_values=live.cache, use_cache=True)
+            live.logits = self._logits(out.last_hidden_state[:, -1])
+            ledger.charge(decode_tokens=len(alive), forward_calls=1)
+            fed += 1
+        self._release(live.anchors)
+        children = []
+        for out in range(n_out):
+            parent = parents[out // k]
+            children.append(self._child(parent, tuple(generated[out]), logps[out], reasons[out]))
+        ledger.charge(nodes=n_out, generated_tokens=sum(len(g) for g in generated))
+        return [children[i * k : (i + 1) * k] for i in range(len(parents))]
+
+    def _finish_reason(self, parent: Node, tokens: list[int], step: Step, max_new_tokens: int | None) -> str | None:
+        if tokens[-1] in self.eos_ids:
+            return "eos"
+        if len(parent.tokens) + len(tokens) >= self.max_context:
+            return "context"
+        if max_new_tokens is not None and parent.n_generated + len(tokens) >= max_new_tokens:
+            return "max_new_tokens"
+        if step.stop and any(s in self.tokenizer.decode(tokens, skip_special_tokens=True) for s in step.stop):
+            return "stop"
+        if len(tokens) >= step.max_tokens:
+            return "length"
+        return None
+
+    def _cache_tokens(self, cache: DynamicCache, anchors: list, rows: list[int], pending: list) -> list:
+        """Move the KV of ``pending[i]`` (tokens, cache columns of row ``rows[i]``) into the trie.
+
+        Each row's tokens go under its locked anchor; the returned anchors are the new deepest
+        nodes, locked in place of the old. When the budget cannot hold them (everything else
+        locked), nothing is cached and the anchors stay: the work is done, just not kept.
+        """
+        counts = [len(tokens) for tokens, _ in pending]
+        total = sum(counts)
+        if total == 0:
+            return anchors
+        try:
+            slots = self.store.alloc(total, self._evict)
+        except CacheFullError:
+            return anchors
+        row_idx = np.repeat(np.asarray(rows, dtype=np.int64), counts)
+        cols = np.concatenate([c for _, c in pending])
+        self.store.write(slots, self._layers(cache), row_idx, cols)
+        out, offset = list(anchors), 0
+        for i, ((tokens, _), n) in enumerate(zip(pending, counts)):
+            if n == 0:
+                continue
+            child, dup = self.trie.insert(anchors[i], np.asarray(tokens, dtype=np.int64), slots[offset : offset + n])
+            self.store.free(dup)
+            self.trie.lock(child)
+            self.trie.unlock(anchors[i])
+            out[i] = child
+            pending[i] = ((), np.zeros(0, np.int64))
+            offset += n
+        ledger.observe_cache(self.trie.total_tokens)
+        return out
+
+    def _retire(self, live: _Live, rows: list[int], tokens: list[list[int]], base_col: int) -> None:
+        """Hand the KV of finished rows to the trie and release their anchors.
+
+        A finished row has fed all its generated tokens but the last (rows decode in lockstep),
+        at columns ``base_col`` onwards, after whatever prefill tokens are still pending.
+        """
+        if self.cache_mode != "trie":
+            return
+        pending = [
+            (live.pending[r][0] + tuple(t[:-1]), np.concatenate([live.pending[r][1], base_col + np.arange(len(t) - 1)]))
+            for r, t in zip(rows, tokens)
+        ]
+        anchors = self._cache_tokens(live.cache, [live.anchors[r] for r in rows], rows, pending)
+        for r, anchor in zip(rows, anchors):
+            self.trie.unlock(anchor)
+            live.anchors[r] = None
+
+    def _child(self, parent: Node, step_tokens: tuple[int, ...], logps: list[float], reason: str | None) -> Node:
+        tokens = parent.tokens + tuple(step_tokens)
+        step_logprob = float(sum(logps))
+        finished = reason in ("eos", "context", "max_new_tokens")
+        return Node(
+            tokens=tokens,
+            prompt_len=parent.prompt_len,
+            prompt=parent.prompt,
+            text=self.decode(tokens[parent.prompt_len :]),
+            step_tokens=tuple(step_tokens),
+            step_text=self.decode(step_tokens),
+            logprob=parent.logprob + step_logprob,
+            step_logprob=step_logprob,
+            depth=parent.depth + 1,
+            finished=finished,
+            finish_reason=reason,
+            parent=parent,
+        )

@@ -1,0 +1,66 @@
+"""Token sampling: temperature, top-k, top-p (nucleus), greedy at temperature 0.
+
+Given logits z over the vocabulary, the sampling distribution is
+
+    q(v) ∝ exp(z_v / T) · [v ∈ top-k(z)] · [v ∈ nucleus_p(z / T)]
+
+where nucleus_p keeps the smallest set of most likely tokens whose mass reaches p. T = 0 is
+greedy (argmax). Node log-probabilities are always those of the *model* (T = 1, untruncated),
+so scores stay comparable across sampling settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ponder.search.protocols import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How to draw tokens.
+
+    Args:
+        temperature: T >= 0; 0 is greedy.
+        top_k: keep the k most likely tokens (0 = all).
+        top_p: keep the nucleus of mass p, 0 < p <= 1 (1 = all).
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        if not self.temperature >= 0:
+            raise ConfigError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def draw(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One token per row.
+
+        Args:
+            logits: [R, V] float.
+            generator: the seeded torch RNG of this call.
+
+        Returns:
+            token ids [R] (int64).
+        """
+        if self.temperature == 0:
+            return logits.argmax(dim=-1)
+        z = logits.float() / self.temperature  # [R, V]
+        if self.top_k and self.top_k < z.shape[-1]:
+            kth = torch.topk(z, self.top_k, dim=-1).values[:, -1:]  # [R, 1]
+            z = z.masked_fill(z < kth, float("-inf"))
+        if self.top_p < 1.0:
+            sorted_z, order = torch.sort(z, dim=-1, descending=True)
+            probs = torch.softmax(sorted_z, dim=-1)
+            mass_before = torch.cumsum(probs, dim=-1) - probs  # mass of strictly better tokens
+            sorted_z = sorted_z.masked_fill(mass_before >= self.top_p, float("-inf"))
+            z = torch.full_like(z, float("-inf")).scatter(-1, order, sorted_z)
+        probs = torch.softmax(z, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

