@@ -269,6 +269,10 @@ class LM:
     def cached_tokens(self) -> int:
         return int(self.trie.total_tokens)
 
+    def clear_cache(self) -> None:
+        """Evict every unlocked token from the KV cache (benchmarks start cold with this)."""
+        self.store.free(self.trie.evict(self.trie.total_tokens))
+
     # ------------------------------------------------------------------ the engine
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,148 @@
+"""KV sharing on SmolLM2: a search tree computed through the token trie vs recomputing prefixes.
+
+The tree: one prompt of ~200 tokens; level 1 samples ``width`` children of the root, each later
+level extends every live frontier node by one step, for ``depth`` steps of ``step`` tokens (a
+width-8, depth-6 tree of 32-token steps by default). The same tree (same seeds) is grown twice
+in one process:
+
+- **shared**: the generator's trie serves every prefix it has computed;
+- **recompute**: ``cache="none"``, every expansion recomputes its whole prefix (the no-sharing path).
+
+Reported as ratios: tokens computed / the tree's unique tokens (prompt + every generated token),
+wall time recompute / shared, and single-sequence greedy decode tokens/s of ``LM.expand`` vs
+``model.generate`` (same prompt, same number of new tokens, median of repeats).
+
+    python -m bench kv_sharing [--quick] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import markdown_table, write_results
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k_train.jsonl"
+
+
+def prompt_of(lm, n_tokens: int, data: Path) -> str:
+    """A user message whose chat-templated prompt is about ``n_tokens`` long (GSM8K questions)."""
+    words: list[str] = []
+    with open(data) as f:
+        for line in f:
+            words += json.loads(line)["question"].split()
+            if len(words) > 2 * n_tokens:
+                break
+    lo, hi = 1, len(words)
+    while lo < hi:  # the most words whose prompt fits n_tokens
+        mid = (lo + hi + 1) // 2
+        if len(lm.root(" ".join(words[:mid])).tokens) <= n_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo])
+
+
+def grow_tree(lm, prompt: str, *, width: int, depth: int, step_tokens: int, seed: int):
+    from ponder import Ledger, Step
+
+    ledger = Ledger()
+    with ledger.active():
+        root = lm.root(prompt)
+        step = Step(max_tokens=step_tokens)
+        frontier = lm.expand([root], width, step=step, seed=seed)[0]
+        nodes = list(frontier)
+        for level in range(1, depth):
+            frontier = [c for kids in lm.expand([n for n in frontier if not n.finished], 1, step=step, seed=seed + level) for c in kids]
+            nodes += frontier
+    unique = len(root.tokens) + sum(len(n.step_tokens) for n in nodes)
+    return ledger, unique, [n.tokens for n in nodes], len(root.tokens)
+
+
+def greedy_decode(lm, prompt: str, new_tokens: int, repeats: int) -> dict:
+    from ponder import Step
+
+    ours, theirs = [], []
+    ids = torch.tensor([lm.root(prompt).tokens])
+    n = None
+    for _ in range(repeats):
+        lm.clear_cache()
+        t0 = time.perf_counter()
+        child = lm.expand([lm.root(prompt)], 1, step=Step(max_tokens=new_tokens), temperature=0)[0][0]
+        ours.append(time.perf_counter() - t0)
+        n = child.n_generated
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False)
+        theirs.append(time.perf_counter() - t0)
+        same = out[0, ids.shape[1]:].tolist() == list(child.step_tokens)
+    ours_tps, theirs_tps = n / statistics.median(ours), n / statistics.median(theirs)
+    return {"new_tokens": n, "ours_tok_s": ours_tps, "generate_tok_s": theirs_tps, "ratio": ours_tps / theirs_tps, "same_tokens": same}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench kv_sharing", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--step", type=int, default=32)
+    parser.add_argument("--prompt-tokens", type=int, default=200)
+    parser.add_argument("--decode-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--quick", action="store_true", help="a small tree (width 4, depth 2, 16-token steps)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.width, args.depth, args.step, args.decode_tokens, args.repeats = 4, 2, 16, 32, 1
+    torch.set_num_threads(args.threads)
+
+    import ponder
+    from ponder.models import LM
+
+    shared = ponder.load(args.model)
+    recompute = LM(shared.model, shared.tokenizer, name=shared.name, cache="none")
+    prompt = prompt_of(shared, args.prompt_tokens, args.data)
+    shared.expand([shared.root("warm up")], 2, step=ponder.Step(max_tokens=4), seed=0)  # first-call overheads
+    shared.clear_cache()
+
+    t0 = time.perf_counter()
+    led_s, unique, toks_s, prompt_len = grow_tree(shared, prompt, width=args.width, depth=args.depth, step_tokens=args.step, seed=1)
+    wall_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    led_r, _, toks_r, _ = grow_tree(recompute, prompt, width=args.width, depth=args.depth, step_tokens=args.step, seed=1)
+    wall_r = time.perf_counter() - t0
+    decode = greedy_decode(shared, "What is the capital of France? Tell me about it.", args.decode_tokens, args.repeats)
+
+    rows = [
+        {"metric": "tokens computed / unique tree tokens (shared)", "value": led_s.computed_tokens / unique, "target": "<= 1.1", "met": led_s.computed_tokens / unique <= 1.1},
+        {"metric": "tokens computed / unique tree tokens (recompute)", "value": led_r.computed_tokens / unique, "target": "", "met": None},
+        {"metric": "wall time recompute / shared", "value": wall_r / wall_s, "target": ">= 3", "met": wall_r / wall_s >= 3},
+        {"metric": "greedy decode tok/s, ours / model.generate", "value": decode["ratio"], "target": ">= 1.0", "met": decode["ratio"] >= 1.0},
+    ]
+    setup = (
+        f"SmolLM2-135M-Instruct fp32, {args.threads} threads; tree width {args.width}, depth {args.depth}, "
+        f"{args.step}-token steps, prompt {prompt_len} tokens; unique tree tokens {unique}; "
+        f"shared: {led_s.computed_tokens} computed ({led_s.prefill_tokens} prefill + {led_s.decode_tokens} decode), "
+        f"{led_s.cached_tokens} served from cache, {wall_s:.1f} s; recompute: {led_r.computed_tokens} computed, {wall_r:.1f} s; "
+        f"identical trees: {toks_s == toks_r}; greedy decode of {decode['new_tokens']} tokens: ours {decode['ours_tok_s']:.1f} tok/s, "
+        f"generate {decode['generate_tok_s']:.1f} tok/s (median of {args.repeats}), same tokens: {decode['same_tokens']}"
+    )
+    md = f"### kv_sharing\n\n{setup}\n\n" + markdown_table(rows, ["metric", "value", "target", "met"])
+    md += "\n\nCommand: `python -m bench kv_sharing" + (" --quick" if args.quick else "") + "`\n"
+    write_results(
+        "kv_sharing" + ("_quick" if args.quick else ""),
+        {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "shared": led_s.as_dict(), "recompute": led_r.as_dict(),
+         "unique_tokens": unique, "prompt_tokens": prompt_len, "wall_shared_s": wall_s, "wall_recompute_s": wall_r,
+         "identical_trees": toks_s == toks_r, "decode": decode},
+        md,
+    )
+
+
+if __name__ == "__main__":
+    main()
