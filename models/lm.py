@@ -382,7 +382,11 @@ class LM:
         fed = 0
         while True:
             logits = live.logits  # [R, V]
-            tokens = sampling.draw(logits, rng)  # [R]
+            if fed < step.min_tokens and self.eos_ids:
+                eos = torch.tensor(sorted(self.eos_ids))
+                tokens = sampling.draw(logits.index_fill(1, eos, float("-inf")), rng)  # [R]
+            else:
+                tokens = sampling.draw(logits, rng)  # [R]
             logp = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens[:, None]).squeeze(1)
             tokens_l, logp_l = tokens.tolist(), logp.tolist()
             finished_rows = []

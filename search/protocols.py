@@ -19,6 +19,25 @@ import numpy as np
 
 _ids = itertools.count()
 
+
+class PonderError(Exception):
+    """Base class of ponder's errors."""
+
+
+class ConfigError(PonderError, ValueError):
+    """A bad configuration value (unknown option, negative width, ...)."""
+
+
+class SearchInterrupted(PonderError):
+    """Raised out of a search when a component fails mid-way.
+
+    Attributes:
+        partial: the search's result so far (best candidates, tree, ledger), so nothing
+            already computed is lost. Set by the search before the error propagates.
+    """
+
+    partial: Any = None
+
 FINISH_REASONS = ("eos", "stop", "length", "max_new_tokens", "context")
 
 
@@ -87,18 +106,23 @@ class Step:
     Args:
         max_tokens: the most tokens one step may generate.
         stop: strings that end a step (the step keeps the token that completes the string).
+        min_tokens: EOS is suppressed until the step has this many tokens (benchmarks use it to
+            fix output lengths; recorded log-probabilities stay the model's).
     """
 
     max_tokens: int = 64
     stop: tuple[str, ...] = ()
+    min_tokens: int = 0
 
     def __post_init__(self):
         if self.max_tokens < 1:
-            raise ValueError(f"Step.max_tokens must be >= 1, got {self.max_tokens}")
+            raise ConfigError(f"Step.max_tokens must be >= 1, got {self.max_tokens}")
+        if not 0 <= self.min_tokens <= self.max_tokens:
+            raise ConfigError(f"Step.min_tokens must be in [0, max_tokens={self.max_tokens}], got {self.min_tokens}")
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
-        if any(not s for s in self.stop):
-            raise ValueError("Step.stop strings must be non-empty")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ConfigError(f"Step.stop must hold non-empty strings, got {self.stop!r}")
 
 
 @runtime_checkable
@@ -134,25 +158,6 @@ class Verifier(Protocol):
 
     def score(self, prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         """One float per (prompt, text) pair.                                # [B]"""
-
-
-class PonderError(Exception):
-    """Base class of ponder's errors."""
-
-
-class ConfigError(PonderError, ValueError):
-    """A bad configuration value (unknown option, negative width, ...)."""
-
-
-class SearchInterrupted(PonderError):
-    """Raised out of a search when a component fails mid-way.
-
-    Attributes:
-        partial: the search's result so far (best candidates, tree, ledger), so nothing
-            already computed is lost. Set by the search before the error propagates.
-    """
-
-    partial: Any = None
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:

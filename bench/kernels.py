@@ -1,0 +1,84 @@
+"""Compiled kernels vs their pure-Python twins and their peers, in one process.
+
+Runs every ``bench/kernel_*.py`` part (trie, heap, MCTS, resampling, archive); each returns rows
+``{kernel, case, ours_s, twin_s, peer, peer_s, ratio_vs_twin, ratio_vs_peer, target, met}``
+(times are medians of repeated runs, compile/warm-up excluded). Writes JSON, a markdown table
+and a PNG bar chart of the ratios to bench/results/.
+
+    python -m bench kernels [--quick] [--only trie,heap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+
+from bench.common import RESULTS, markdown_table, write_results
+
+PARTS = ("trie", "heap", "mcts", "resample", "archive")
+
+
+def plot(rows: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, twin, peer = [], [], []
+    for r in rows:
+        labels.append(f"{r['kernel']}: {r['case']}"[:48])
+        twin.append(r.get("ratio_vs_twin") or 0.0)
+        peer.append(r.get("ratio_vs_peer") or 0.0)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], twin, height=0.4, label="vs pure-Python twin")
+    ax.barh([i - 0.2 for i in y], peer, height=0.4, label="vs peer library")
+    ax.set_yticks(list(y), labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xlabel("speed-up (x, log scale; > 1 means ponder is faster)")
+    ax.legend(fontsize=8)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench kernels", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(PARTS))
+    args = parser.parse_args(argv)
+    rows, missing = [], []
+    for part in args.only.split(","):
+        if part not in PARTS:
+            raise SystemExit(f"unknown kernel {part!r}; valid: {', '.join(PARTS)}")
+        try:
+            module = importlib.import_module(f"bench.kernel_{part}")
+        except ImportError as exc:
+            missing.append(f"{part} ({exc})")
+            continue
+        print(f"[bench] kernels: {part}")
+        rows += module.run(quick=args.quick)
+    name = "kernels" + ("_quick" if args.quick else "")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    png = RESULTS / f"{name}.png"
+    try:
+        plot(rows, png)
+    except ImportError:
+        png = None
+    columns = ["kernel", "case", "ours_s", "twin_s", "ratio_vs_twin", "peer", "peer_s", "ratio_vs_peer", "target", "met"]
+    md = (
+        f"### kernels\n\nMedian times in seconds; ratios > 1 mean ponder's kernel is faster. Threads: "
+        f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}.\n\n"
+        + markdown_table(rows, columns)
+        + ("\n\nNot run: " + "; ".join(missing) if missing else "")
+        + (f"\n\n![kernel ratios]({png.name})" if png else "")
+        + "\n\nCommand: `python -m bench kernels" + (" --quick" if args.quick else "") + "`\n"
+    )
+    write_results(name, {"rows": rows, "missing": missing}, md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Verifiers: score candidates in batches, higher is better.
+
+Kinds: "outcome" (whole answers), "process" (partial answers / steps) and "token" (a vector
+over the vocabulary for one prefix). Any ``fn(prompt, text) -> float`` becomes a verifier with
+:func:`verifier`; verifiers combine with :func:`weighted_sum`, :func:`product` and
+:func:`threshold`; searches score nodes through :func:`score_nodes`, which caches per node,
+charges the ledger and turns every failure into a :class:`VerifierError`.
+
+Built-ins, by registered name (:func:`get`):
+
+==============  ==========================================================  ========
+name            score                                                       kind
+==============  ==========================================================  ========
+math_answer     1.0 when the final number equals the reference, else 0.0     outcome
+regex           1.0 when the pattern is found, else 0.0                      outcome
+refusal         1.0 when a refusal phrase (GCG judge) occurs, else 0.0       process
+length          ``-per_token * n_tokens``                                    process
+arithmetic      share of correct ``a op b = c`` equations (a calculator)     process
+==============  ==========================================================  ========
+
+Third-party verifiers register through the ``ponder.verifiers`` entry-point group.
+"""
+
+from ponder.verifiers.arithmetic import Arithmetic, arithmetic, check_equations
+from ponder.verifiers.answers import MathAnswer, extract_answer, math_answer, normalize_number
+from ponder.verifiers.base import (
+    FunctionVerifier,
+    Verifier,
+    VerifierError,
+    as_verifier,
+    run_token_verifier,
+    run_verifier,
+    score_node_tokens,
+    score_nodes,
+    verifier,
+)
+from ponder.verifiers.compose import combine, product, threshold, weighted_sum
+from ponder.verifiers.registry import ENTRY_POINT_GROUP, available, get, refresh_plugins, register
+from ponder.verifiers.text import REFUSAL_PHRASES, length, refusal, regex
+
+for _name, _factory in (("math_answer", math_answer), ("regex", regex), ("refusal", refusal), ("length", length), ("arithmetic", arithmetic)):
+    register(_name, _factory, if_exists="replace")
+del _name, _factory
+
+__all__ = [
+    "Verifier",
+    "FunctionVerifier",
+    "VerifierError",
+    "verifier",
+    "as_verifier",
+    "run_verifier",
+    "run_token_verifier",
+    "score_nodes",
+    "score_node_tokens",
+    "weighted_sum",
+    "combine",
+    "product",
+    "threshold",
+    "register",
+    "get",
+    "available",
+    "refresh_plugins",
+    "ENTRY_POINT_GROUP",
+    "math_answer",
+    "MathAnswer",
+    "extract_answer",
+    "normalize_number",
+    "regex",
+    "refusal",
+    "length",
+    "REFUSAL_PHRASES",
+    "arithmetic",
+    "Arithmetic",
+    "check_equations",
+]

@@ -1,0 +1,209 @@
+r"""Final-answer extraction and the ``math_answer`` verifier (GSM8K-style numeric answers).
+
+:func:`extract_answer` finds the final number of a solution, trying in order:
+
+1. the GSM8K marker ``#### 42`` (the last one),
+2. "answer is 42" / "answer is: $42" (the last one, case-insensitive),
+3. ``\boxed{42}`` (the last one),
+4. the last number anywhere in the text.
+
+A number may carry a sign (``-`` or the Unicode minus), a ``$``, thousands separators
+(``1,000``: only well-formed groups of three count, so ``1,2,3`` is three numbers) and a decimal
+part; a trailing period is punctuation. A minus directly after a letter or digit is a hyphen
+(``2019-2020`` ends with ``2020``). The result is normalised so that equal numbers compare equal
+as strings, which is what majority voting needs: ``"1,000.50" -> "1000.5"``, ``"72.0" -> "72"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ponder.search.protocols import KINDS, ConfigError, check_choice
+from ponder.verifiers.base import Verifier, VerifierError
+
+__all__ = ["extract_answer", "normalize_number", "math_answer", "MathAnswer"]
+
+# sign, optional currency, then 1,234,567.89 | 1234.5 | .5.
+# A sign counts only when not glued to a word or number (2019-2020); digits never continue one.
+_NUMBER = (
+    r"(?:(?<![\w.])(?P<sign>[-\u2212]))?\s?\\?\$?\s?"
+    r"(?<![\w.])(?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d,]*\d)"
+)
+_ANY_NUMBER = re.compile(_NUMBER)
+_GSM8K = re.compile(r"####[\s:*]*" + _NUMBER)
+_ANSWER_IS = re.compile(r"answer\s+is[\s:*]*" + _NUMBER, re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\s*\{")
+
+
+def normalize_number(text: str) -> str | None:
+    """Canonical string of a number written as ``text`` ("$1,000.50" -> "1000.5"), or None.
+
+    Integers lose any ``.0``; other decimals lose trailing zeros; ``-0`` is ``0``.
+    """
+    cleaned = text.strip().replace(",", "").replace("$", "").replace("\\", "").replace("\u2212", "-").replace(" ", "")
+    cleaned = cleaned.rstrip(".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def _from_match(match: re.Match) -> str | None:
+    return normalize_number((match.group("sign") or "") + match.group("digits"))
+
+
+def _last(pattern: re.Pattern, text: str) -> re.Match | None:
+    last = None
+    for last in pattern.finditer(text):
+        pass
+    return last
+
+
+def _boxed_contents(text: str) -> list[str]:
+    """Contents of every ``\\boxed{...}``, braces matched (so ``\\boxed{\\text{5}}`` works)."""
+    out = []
+    for opening in _BOXED.finditer(text):
+        depth, start = 1, opening.end()
+        for i in range(start, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    out.append(text[start:i])
+                    break
+    return out
+
+
+def extract_answer(text: str) -> str | None:
+    r"""The final numeric answer of ``text``, normalised, or None if it has no number.
+
+    Tries ``#### n``, then "answer is n", then ``\boxed{n}``, then the last number (see the
+    module docstring for what counts as a number).
+
+    >>> extract_answer("48/2 = <<48/2=24>>24 clips.\n#### 1,072")
+    '1072'
+    >>> extract_answer("So the answer is -3.50.")
+    '-3.5'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer takes a str, got {type(text).__name__}")
+    for pattern in (_GSM8K, _ANSWER_IS):
+        match = _last(pattern, text)
+        if match is not None:
+            return _from_match(match)
+    for content in reversed(_boxed_contents(text)):
+        match = _last(_ANY_NUMBER, content)
+        if match is not None:
+            return _from_match(match)
+    match = _last(_ANY_NUMBER, text)
+    return _from_match(match) if match is not None else None
+
+
+def _reference_value(reference: Any) -> float | None:
+    """A reference given as a number or as text (a bare number or a whole worked solution)."""
+    if isinstance(reference, bool):
+        return None
+    if isinstance(reference, (int, float, Decimal, np.integer, np.floating)):
+        return float(reference)
+    if isinstance(reference, str):
+        answer = normalize_number(reference)
+        if answer is None:
+            answer = extract_answer(reference)
+        return float(answer) if answer is not None else None
+    return None
+
+
+class MathAnswer(Verifier):
+    """1.0 when the final number of the text equals the reference, else 0.0; see :func:`math_answer`."""
+
+    def __init__(
+        self,
+        reference: Any = None,
+        *,
+        rel_tol: float = 1e-6,
+        abs_tol: float = 1e-6,
+        name: str = "math_answer",
+        kind: str = "outcome",
+    ):
+        if rel_tol < 0 or abs_tol < 0:
+            raise ConfigError(f"tolerances must be >= 0, got rel_tol={rel_tol}, abs_tol={abs_tol}")
+        if isinstance(reference, (str, int, float, Decimal, np.integer, np.floating)) and not isinstance(reference, bool):
+            value = _reference_value(reference)
+            if value is None:
+                raise ConfigError(f"math_answer reference {reference!r} contains no number")
+        elif not (reference is None or isinstance(reference, Mapping) or callable(reference)):
+            raise ConfigError(f"math_answer reference must be a number, a str, a mapping prompt -> answer or a callable, got {reference!r}")
+        self.reference = reference
+        self.rel_tol, self.abs_tol = float(rel_tol), float(abs_tol)
+        self.name, self.kind = name, check_choice("verifier kind", kind, KINDS)
+
+    def reference_for(self, prompt: str) -> float:
+        """The reference value for ``prompt``; raises LookupError when there is none."""
+        ref = self.reference
+        if ref is None:
+            raise LookupError("math_answer has no reference; pass reference= (a value, a mapping prompt -> answer, or a callable)")
+        if isinstance(ref, Mapping):
+            if prompt not in ref:
+                raise LookupError(f"no reference answer for prompt {prompt[:60]!r}")
+            ref = ref[prompt]
+        elif callable(ref):
+            ref = ref(prompt)
+        value = _reference_value(ref)
+        if value is None:
+            raise LookupError(f"the reference {ref!r} for this prompt contains no number")
+        return value
+
+    def score(self, prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros(len(texts))  # [B]
+        for i, (prompt, text) in enumerate(zip(prompts, texts)):
+            try:
+                expected = self.reference_for(prompt)
+            except LookupError as exc:
+                raise VerifierError(self.name, f"cannot score: {exc.args[0]}", index=i, text=text, batch_size=len(texts)) from exc
+            answer = extract_answer(text)
+            if answer is not None and math.isclose(float(answer), expected, rel_tol=self.rel_tol, abs_tol=self.abs_tol):
+                out[i] = 1.0
+        return out
+
+    def extract(self, text: str) -> str | None:
+        """:func:`extract_answer`, for searches that vote over answers."""
+        return extract_answer(text)
+
+
+def math_answer(
+    reference: Any = None,
+    *,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-6,
+    name: str = "math_answer",
+    kind: str = "outcome",
+) -> MathAnswer:
+    """Outcome verifier: 1.0 when the text's final number equals the reference, else 0.0.
+
+    The answer is found with :func:`extract_answer`; it matches when
+    ``|a - r| <= max(rel_tol * max(|a|, |r|), abs_tol)`` (``math.isclose``). A text with no
+    number scores 0.0.
+
+    Args:
+        reference: the correct answer: a number or a string (a bare number such as "1,000", or a
+            whole GSM8K solution ending in "#### n"), the same for every prompt; or a mapping
+            ``{prompt: answer}``; or a callable ``prompt -> answer``. With None (or a prompt
+            missing from the mapping) scoring raises ``VerifierError``; ``extract`` still works.
+        rel_tol: relative tolerance.
+        abs_tol: absolute tolerance.
+        name: the verifier's name (the cache key: give differently-referenced instances scoring
+            the same nodes different names).
+        kind: "outcome" by default.
+    """
+    return MathAnswer(reference, rel_tol=rel_tol, abs_tol=abs_tol, name=name, kind=kind)
