@@ -1,0 +1,213 @@
+r"""Step-level beam search with a process verifier.
+
+An answer is built in steps (a step ends at the delimiter ``stop``, default a blank line, after
+``step_tokens`` tokens, or at EOS). The search keeps ``width`` beams. At each depth every open
+beam is expanded into ``expansions`` sampled next steps (the root, standing for ``width``
+identical beams, into ``width * expansions``); the process verifier scores each child's
+text so far, :math:`s(y_{1:t})`, and a child's *path score* aggregates the step scores along its
+path :math:`s_1, \dots, s_t`:
+
+- ``aggregation="last"``: :math:`S_t = s_t` (the verifier's view of the partial answer as a whole);
+- ``aggregation="min"``: :math:`S_t = \min_{u \le t} s_u` (a chain is as good as its weakest step);
+- ``aggregation="product"``: :math:`S_t = \prod_{u \le t} s_u` (for scores that are probabilities
+  of a step being correct).
+
+Each is associative, so :math:`S_t = \mathrm{agg}(S_{t-1}, s_t)` is computed incrementally
+(stored as ``node.meta["path_score"]``).
+
+Children that finish (EOS, ``max_new_tokens``, context full) leave the beam and become
+*completed candidates*; of the open children, the :math:`\text{width} - |\text{completed}|`
+highest path scores become the next beams, so completed plus open beams never exceed ``width``.
+The search stops when ``width`` candidates have completed, when no open beam remains, after
+``max_steps`` depths, or when the budget runs out (checked after every depth).
+
+Final ranking: completed candidates first, ranked with ``ranking="outcome"`` (default) by the
+verifier's score of the complete answer (the score of its last node: the verifier judging the
+whole text as an outcome), or with ``ranking="aggregate"`` by their path score. Then, when the
+search stopped before ``width`` answers completed, the open beams (unfinished, ``node.finished``
+False), by path score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import ponder.verifiers as pv
+from ponder.search.ledger import Budget, Ledger
+from ponder.search.protocols import Node, SearchInterrupted, Step
+from ponder.search.result import SearchResult, Trace
+from ponder.search.scoring import check_int, check_option, check_real, resolve_verifier, seed_for, stop_strings
+
+NAME = "beam"
+AGGREGATIONS = ("last", "min", "product")
+RANKINGS = ("outcome", "aggregate")
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """Configuration of step-level beam search.
+
+    Args:
+        width: beams kept (completed candidates count against it).
+        expansions: sampled next steps per beam and depth (the root gets ``width * expansions``).
+        stop: the step delimiter(s); ``()`` ends steps only by length or EOS.
+        step_tokens: the longest step, in tokens.
+        max_steps: the deepest a beam may go, in steps.
+        aggregation: path score from step scores: "last", "min" or "product".
+        ranking: how completed candidates are ranked: "outcome" (verifier score of the whole
+            answer) or "aggregate" (path score).
+        temperature, top_p, top_k: sampling (see :class:`ponder.models.Sampling`).
+        max_new_tokens: the longest answer, in tokens (a beam reaching it is complete).
+        seed: seeds depth d's generator call with ``seed + d - 1``; None draws from the generator.
+    """
+
+    width: int = 4
+    expansions: int = 4
+    stop: str | tuple[str, ...] = "\n\n"
+    step_tokens: int = 64
+    max_steps: int = 16
+    aggregation: str = "last"
+    ranking: str = "outcome"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 512
+    seed: int | None = None
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_int(owner, "width", self.width)
+        check_int(owner, "expansions", self.expansions)
+        object.__setattr__(self, "stop", stop_strings(owner, self.stop))
+        check_int(owner, "step_tokens", self.step_tokens)
+        check_int(owner, "max_steps", self.max_steps)
+        check_option(owner, "aggregation", self.aggregation, AGGREGATIONS)
+        check_option(owner, "ranking", self.ranking, RANKINGS)
+        check_real(owner, "temperature", self.temperature, low=0.0)
+        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
+        check_int(owner, "top_k", self.top_k, minimum=0)
+        check_int(owner, "max_new_tokens", self.max_new_tokens)
+        check_int(owner, "seed", self.seed, minimum=0, optional=True)
+
+
+def aggregate(how: str, step_scores: Sequence[float]) -> float:
+    """The path score of a path whose step scores are ``step_scores`` (first step first).
+
+    Args:
+        how: "last", "min" or "product".
+        step_scores: at least one score.                                     # [T]
+    """
+    check_option("beam", "aggregation", how, AGGREGATIONS)
+    if len(step_scores) == 0:
+        raise ValueError("aggregate needs at least one step score")
+    if how == "last":
+        return float(step_scores[-1])
+    if how == "min":
+        return float(min(step_scores))
+    return float(math.prod(step_scores))
+
+
+def run(
+    generator: Any,
+    verifier: Any,
+    prompt: str,
+    *,
+    budget: Budget | None = None,
+    config: BeamConfig | None = None,
+    progress: Callable[[Ledger, Budget | None], None] | None = None,
+) -> SearchResult:
+    """Step-level beam search.
+
+    Args:
+        generator: a text generator (``root``, ``expand``), e.g. :class:`ponder.models.LM`.
+        verifier: a process verifier (scores partial answers), a registered name, or a function
+            ``fn(prompt, text) -> float`` (wrapped as a process verifier). An outcome verifier is
+            accepted too and judges each partial answer as it stands.
+        prompt: the prompt.
+        budget: caps on what the search may spend.
+        config: a :class:`BeamConfig` (default: its defaults).
+        progress: called as ``progress(ledger, budget)`` after every depth.
+
+    Returns:
+        A :class:`SearchResult` ranked as the module docstring says; ``info["depths"]`` lists,
+        per depth, the children sampled, the candidates completed so far and the beams kept.
+
+    Raises:
+        VerifierError: the verifier failed; its ``partial`` holds the tree so far, with the
+            completed candidates and the current beams as candidates.
+    """
+    config = config or BeamConfig()
+    verifier = resolve_verifier(verifier, algorithm="beam search", kind="process")
+    trace = Trace(NAME, config, budget, progress)
+    step = Step(max_tokens=config.step_tokens, stop=config.stop)
+    beams: list[Node] = []  # open partial answers, best first
+    completed: list[Node] = []  # finished answers, in completion order
+    children: list[Node] = []
+    depths: list[dict] = []
+    stopped = "done"
+    try:
+        with trace.ledger.active():
+            root = generator.root(prompt)
+            trace.add([root])
+            beams = [root]
+            for depth in range(1, config.max_steps + 1):
+                # the root stands for `width` identical beams: it gets width * expansions children
+                k = config.expansions * (config.width if depth == 1 else 1)
+                expanded = generator.expand(
+                    beams,
+                    k,
+                    step=step,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    top_k=config.top_k,
+                    seed=seed_for(config.seed, depth - 1),
+                    max_new_tokens=config.max_new_tokens,
+                )
+                children = [child for kids in expanded for child in kids]  # [len(beams) * expansions]
+                trace.add(children)
+
+                step_scores = pv.score_nodes(verifier, children)  # [C]
+                for child, s in zip(children, step_scores):
+                    parent_score = child.parent.meta.get("path_score")
+                    path = [s] if parent_score is None else [parent_score, s]
+                    child.meta["path_score"] = aggregate(config.aggregation, path)
+
+                completed += [c for c in children if c.finished]
+                open_children = [c for c in children if not c.finished]
+                keep = max(0, config.width - len(completed))
+                beams = sorted(open_children, key=_path_score, reverse=True)[:keep]
+                depths.append({"depth": depth, "children": len(children), "completed": len(completed), "beams": len(beams)})
+                children = []
+
+                cap = trace.step_done()
+                if not beams:
+                    break
+                if cap is not None:
+                    stopped = cap
+                    break
+    except SearchInterrupted as err:
+        nodes, scores = _ranked(completed, [b for b in beams if b.depth > 0], config, verifier)
+        if not nodes:  # nothing scored yet: the unscored children of the failed depth
+            nodes, scores = children, [math.nan] * len(children)
+        err.partial = trace.partial(nodes, scores, info={"depths": depths})
+        raise
+
+    nodes, scores = _ranked(completed, beams, config, verifier)
+    return trace.result(nodes, scores, stopped, info={"depths": depths, "completed": len(completed)})
+
+
+def _path_score(node: Node) -> float:
+    return node.meta["path_score"]
+
+
+def _ranked(completed: list[Node], beams: list[Node], config: BeamConfig, verifier: Any) -> tuple[list[Node], list[float]]:
+    """Completed candidates by outcome or path score, then the open beams by path score."""
+    if config.ranking == "outcome":
+        key = lambda node: node.scores[verifier.name]  # noqa: E731
+    else:
+        key = _path_score
+    done = sorted(completed, key=key, reverse=True)
+    open_beams = sorted(beams, key=_path_score, reverse=True)
+    return done + open_beams, [key(n) for n in done] + [_path_score(n) for n in open_beams]

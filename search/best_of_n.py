@@ -1,0 +1,167 @@
+r"""Best-of-N: sample N whole answers, keep the best (plain, weighted or majority vote).
+
+Draw :math:`y_1, \dots, y_N \sim p(\cdot \mid x)` independently (one step each, ending at EOS or
+after ``max_new_tokens``), score them with the verifier, :math:`s_i = v(x, y_i)`, extract their
+final answers :math:`a_i`, and choose
+
+- ``mode="plain"``: :math:`\hat y = y_{\hat\imath}`, :math:`\hat\imath = \arg\max_i s_i`;
+- ``mode="weighted"``: the answer of highest total score
+  :math:`\hat a = \arg\max_a \sum_{i: a_i = a} s_i` (majority voting weighted by a verifier, as
+  in DiVeRSe, Li et al. 2023);
+- ``mode="majority"``: the most frequent answer :math:`\hat a = \arg\max_a |\{i : a_i = a\}|`
+  (self-consistency, Wang et al. 2023); the verifier is optional and, when given, only orders
+  candidates within an answer and breaks ties.
+
+Ranking details (ties, candidates without an answer) are in :mod:`ponder.search.scoring`.
+
+Samples are drawn in batches: all N in one ``expand`` of the root (``k = N``, the prompt's KV
+shared by every sample) unless ``batch`` is set, or a budget is given. Under a token budget a
+batch holds at most :math:`\lceil \text{tokens left} / \text{max\_new\_tokens} \rceil` samples
+(under a node budget at most the nodes left), so the search overshoots a token cap by less than
+one sample and stops cleanly with the best of what it drew. Each batch is scored as soon as it
+is drawn (one verifier call per batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import ponder.verifiers as pv
+from ponder.search.ledger import Budget, Ledger
+from ponder.search.protocols import Node, SearchInterrupted, Step
+from ponder.search.result import SearchResult, Trace
+from ponder.search.scoring import SELECTIONS, answer_extractor, check_int, check_option, check_real, rank, resolve_verifier, seed_for
+
+NAME = "best_of_n"
+MODES = SELECTIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class BestOfNConfig:
+    """Configuration of best-of-N.
+
+    Args:
+        n: samples to draw (>= 1).
+        mode: "plain" (argmax of the verifier score), "weighted" (answer with the highest summed
+            score) or "majority" (most frequent answer; verifier optional).
+        temperature: sampling temperature (0 is greedy: then every sample is the same).
+        top_p: nucleus mass, in (0, 1].
+        top_k: keep the k most likely tokens (0 keeps all).
+        max_new_tokens: the longest answer, in tokens.
+        batch: samples per generator call (None: all at once, or fewer under a budget).
+        seed: seeds the i-th generator call with ``seed + i``; None draws from the generator.
+    """
+
+    n: int = 8
+    mode: str = "plain"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    batch: int | None = None
+    seed: int | None = None
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_int(owner, "n", self.n)
+        check_option(owner, "mode", self.mode, MODES)
+        check_real(owner, "temperature", self.temperature, low=0.0)
+        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
+        check_int(owner, "top_k", self.top_k, minimum=0)
+        check_int(owner, "max_new_tokens", self.max_new_tokens)
+        check_int(owner, "batch", self.batch, optional=True)
+        check_int(owner, "seed", self.seed, minimum=0, optional=True)
+
+
+def run(
+    generator: Any,
+    verifier: Any,
+    prompt: str,
+    *,
+    budget: Budget | None = None,
+    config: BestOfNConfig | None = None,
+    progress: Callable[[Ledger, Budget | None], None] | None = None,
+) -> SearchResult:
+    """Best-of-N sampling.
+
+    Args:
+        generator: a text generator (``root``, ``expand``), e.g. :class:`ponder.models.LM`.
+        verifier: an outcome verifier, a registered name, a function ``fn(prompt, text) -> float``,
+            or None (``mode="majority"`` only).
+        prompt: the prompt.
+        budget: caps on what the search may spend.
+        config: a :class:`BestOfNConfig` (default: its defaults).
+        progress: called as ``progress(ledger, budget)`` after every batch.
+
+    Returns:
+        A :class:`SearchResult`: candidates are all samples, ranked by ``mode``; ``scores`` are
+        verifier scores ("plain") or votes (the voting modes); ``info["votes"]`` maps answers to
+        votes.
+
+    Raises:
+        VerifierError: the verifier failed; its ``partial`` holds the samples drawn so far.
+    """
+    config = config or BestOfNConfig()
+    verifier = resolve_verifier(verifier, algorithm=f"best_of_n (mode={config.mode!r})", required=config.mode != "majority")
+    trace = Trace(NAME, config, budget, progress)
+    step = Step(max_tokens=config.max_new_tokens)
+    samples: list[Node] = []
+    scores: list[float] = []  # verifier scores of samples[:len(scores)]
+    stopped = "done"
+    try:
+        with trace.ledger.active():
+            root = generator.root(prompt)
+            trace.add([root])
+            call = 0
+            while len(samples) < config.n:
+                k = _batch_size(config, len(samples), trace.ledger, budget)
+                batch = generator.expand(
+                    [root],
+                    k,
+                    step=step,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    top_k=config.top_k,
+                    seed=seed_for(config.seed, call),
+                    max_new_tokens=config.max_new_tokens,
+                )[0]
+                call += 1
+                trace.add(batch)
+                samples += batch
+                if verifier is not None:
+                    scores += pv.score_nodes(verifier, batch).tolist()
+                cap = trace.step_done()
+                if cap is not None and len(samples) < config.n:
+                    stopped = cap
+                    break
+    except SearchInterrupted as err:
+        err.partial = _partial(trace, samples, scores, config, verifier)
+        raise
+
+    ranking = rank(samples, scores if verifier is not None else None, mode=config.mode, extract=answer_extractor(verifier))
+    return trace.result(ranking.nodes, ranking.scores, stopped, info={"votes": ranking.votes, "samples": len(samples)})
+
+
+def _batch_size(config: BestOfNConfig, drawn: int, ledger: Ledger, budget: Budget | None) -> int:
+    """Samples in the next generator call: the rest, capped by ``batch`` and by what the budget has left."""
+    k = config.n - drawn
+    if config.batch is not None:
+        k = min(k, config.batch)
+    if budget is not None and budget.tokens is not None:
+        tokens_left = budget.tokens - ledger.generated_tokens
+        k = min(k, max(1, math.ceil(tokens_left / config.max_new_tokens)))
+    if budget is not None and budget.nodes is not None:
+        k = min(k, max(1, budget.nodes - ledger.nodes))
+    return k
+
+
+def _partial(trace: Trace, samples: list[Node], scores: list[float], config: BestOfNConfig, verifier: Any) -> SearchResult:
+    """The samples so far: the scored ones ranked, then the unscored batch (score NaN)."""
+    scored, unscored = samples[: len(scores)], samples[len(scores) :]
+    nodes, ranked_scores, votes = [], [], {}
+    if scored:
+        ranking = rank(scored, scores, mode=config.mode, extract=answer_extractor(verifier))
+        nodes, ranked_scores, votes = ranking.nodes, ranking.scores, ranking.votes
+    return trace.partial(nodes + unscored, ranked_scores + [math.nan] * len(unscored), info={"votes": votes, "samples": len(samples)})

@@ -1,0 +1,237 @@
+r"""REBASE: reward-balanced tree search (Wu et al. 2024, "Inference Scaling Laws").
+
+The search grows a tree of steps (a step ends at the delimiter ``stop``, after ``step_tokens``
+tokens, or at EOS) under a fixed *width* :math:`W`: the number of answers it will complete. The
+root gets all :math:`W` children. At each later depth, with :math:`C` answers completed so far,
+the remaining width :math:`W' = W - C` is shared among the open (unfinished) frontier nodes
+:math:`n_1, \dots, n_F` in proportion to the softmax of their process rewards
+:math:`r_j = v(x, y_{n_j})` at the balance temperature :math:`T`:
+
+.. math::
+
+    p_j = \frac{\exp(r_j / T)}{\sum_k \exp(r_k / T)}, \qquad
+    W_j = \operatorname{round}(W' p_j), \qquad \sum_j W_j = W'.
+
+The rounding is by largest remainder (Hamilton's method): every node gets
+:math:`\lfloor W' p_j \rfloor` children and the :math:`W' - \sum_j \lfloor W' p_j \rfloor` left
+over go to the largest fractional parts (ties to the earlier node), so the allotment sums to
+:math:`W'` exactly and each :math:`W_j` is within one of :math:`W' p_j`. Nodes allotted zero
+children are pruned. A small :math:`T` concentrates the width on the best-rewarded nodes
+(greedy as :math:`T \to 0`); a large one spreads it evenly (sampling :math:`W` independent
+answers as :math:`T \to \infty`).
+
+The search stops when :math:`W` answers have completed (:math:`W' = 0`), when no open node is
+left, after ``max_steps`` depths, or when the budget runs out (checked after every depth).
+
+Final ranking: the completed answers, ranked with ``select`` (as best-of-N's ``mode``:
+"plain" by the verifier's score of the complete answer, "weighted" or "majority" by their
+extracted answers; see :mod:`ponder.search.scoring`); then, if the search stopped early, the
+open frontier nodes (unfinished) by reward.
+
+Each depth is one batched ``expand`` call: the frontier node :math:`n_j` is listed :math:`W_j`
+times (its KV is cached in the generator's trie, so a repeat costs one token), or, when every
+node gets the same count (the root), each node once with ``k = W_j``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import ponder.verifiers as pv
+from ponder.search.ledger import Budget, Ledger
+from ponder.search.protocols import Node, SearchInterrupted, Step
+from ponder.search.result import SearchResult, Trace
+from ponder.search.scoring import (
+    SELECTIONS,
+    answer_extractor,
+    check_int,
+    check_option,
+    check_real,
+    rank,
+    resolve_verifier,
+    seed_for,
+    stop_strings,
+)
+
+NAME = "rebase"
+
+
+@dataclasses.dataclass(frozen=True)
+class RebaseConfig:
+    """Configuration of REBASE.
+
+    Args:
+        width: W, the number of answers to complete (and samples per depth).
+        balance_temperature: T of the reward softmax (> 0).
+        stop: the step delimiter(s); ``()`` ends steps only by length or EOS.
+        step_tokens: the longest step, in tokens.
+        max_steps: the deepest the tree may grow, in steps.
+        select: how completed answers are ranked: "plain", "weighted" or "majority".
+        temperature, top_p, top_k: sampling (see :class:`ponder.models.Sampling`).
+        max_new_tokens: the longest answer, in tokens (a node reaching it is complete).
+        seed: seeds depth d's generator call with ``seed + d - 1``; None draws from the generator.
+    """
+
+    width: int = 8
+    balance_temperature: float = 0.1
+    stop: str | tuple[str, ...] = "\n\n"
+    step_tokens: int = 64
+    max_steps: int = 16
+    select: str = "plain"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 512
+    seed: int | None = None
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_int(owner, "width", self.width)
+        check_real(owner, "balance_temperature", self.balance_temperature, low=0.0, low_open=True)
+        object.__setattr__(self, "stop", stop_strings(owner, self.stop))
+        check_int(owner, "step_tokens", self.step_tokens)
+        check_int(owner, "max_steps", self.max_steps)
+        check_option(owner, "select", self.select, SELECTIONS)
+        check_real(owner, "temperature", self.temperature, low=0.0)
+        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
+        check_int(owner, "top_k", self.top_k, minimum=0)
+        check_int(owner, "max_new_tokens", self.max_new_tokens)
+        check_int(owner, "seed", self.seed, minimum=0, optional=True)
+
+
+def allocate(rewards: Sequence[float], width: int, temperature: float) -> np.ndarray:
+    """Children per frontier node: ``round(width * softmax(rewards / temperature))``, summing to ``width``.
+
+    Args:
+        rewards: the frontier's rewards, finite.                             # [F]
+        width: the remaining width W' (>= 0).
+        temperature: T > 0.
+
+    Returns:
+        int64 counts, summing to ``width`` (all zero when ``width`` is 0).  # [F]
+    """
+    r = np.asarray(rewards, dtype=np.float64)  # [F]
+    if r.ndim != 1:
+        raise ValueError(f"rewards must be a 1-D sequence, got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError(f"rewards must be finite, got {r[~np.isfinite(r)][0]}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
+        raise ValueError(f"width must be an integer >= 0, got {width!r}")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if width == 0:
+        return np.zeros(len(r), dtype=np.int64)
+    if len(r) == 0:
+        raise ValueError(f"cannot share a width of {width} among no frontier nodes")
+    z = r / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()  # [F], softmax
+    quota = width * p  # [F]
+    counts = np.floor(quota).astype(np.int64)  # [F]
+    short = width - int(counts.sum())  # 0 <= short < F
+    if short:
+        order = np.argsort(-(quota - counts), kind="stable")  # largest remainder first
+        counts[order[:short]] += 1
+    return counts
+
+
+def run(
+    generator: Any,
+    verifier: Any,
+    prompt: str,
+    *,
+    budget: Budget | None = None,
+    config: RebaseConfig | None = None,
+    progress: Callable[[Ledger, Budget | None], None] | None = None,
+) -> SearchResult:
+    """REBASE tree search.
+
+    Args:
+        generator: a text generator (``root``, ``expand``), e.g. :class:`ponder.models.LM`.
+        verifier: a process verifier (its score of a partial answer is the node's reward), a
+            registered name, or a function ``fn(prompt, text) -> float`` (wrapped as a process
+            verifier).
+        prompt: the prompt.
+        budget: caps on what the search may spend.
+        config: a :class:`RebaseConfig` (default: its defaults).
+        progress: called as ``progress(ledger, budget)`` after every depth.
+
+    Returns:
+        A :class:`SearchResult` ranked as the module docstring says; ``info["depths"]`` lists,
+        per depth, the children sampled, the answers completed so far and the allotment made
+        for the next depth (``allocation``, aligned with the open frontier in tree order).
+
+    Raises:
+        VerifierError: the verifier failed; its ``partial`` holds the tree so far.
+    """
+    config = config or RebaseConfig()
+    verifier = resolve_verifier(verifier, algorithm="rebase", kind="process")
+    trace = Trace(NAME, config, budget, progress)
+    step = Step(max_tokens=config.step_tokens, stop=config.stop)
+    frontier: list[Node] = []  # open nodes of the deepest level, in tree order
+    counts = np.zeros(0, dtype=np.int64)  # children allotted to each frontier node   # [F]
+    completed: list[Node] = []
+    children: list[Node] = []
+    depths: list[dict] = []
+    stopped = "done"
+    try:
+        with trace.ledger.active():
+            root = generator.root(prompt)
+            trace.add([root])
+            frontier, counts = [root], np.array([config.width])
+            for depth in range(1, config.max_steps + 1):
+                children = _expand(generator, frontier, counts, step, config, seed=seed_for(config.seed, depth - 1))
+                trace.add(children)
+
+                rewards = pv.score_nodes(verifier, children)  # [C]
+                completed += [c for c in children if c.finished]
+                frontier = [c for c in children if not c.finished]
+                remaining = config.width - len(completed)  # W'
+                frontier_rewards = [r for c, r in zip(children, rewards) if not c.finished]  # [F]
+                counts = allocate(frontier_rewards, remaining, config.balance_temperature) if frontier else counts[:0]
+                depths.append({"depth": depth, "children": len(children), "completed": len(completed), "allocation": counts.tolist()})
+                children = []
+
+                cap = trace.step_done()
+                if remaining <= 0 or not frontier:
+                    break
+                if cap is not None:
+                    stopped = cap
+                    break
+    except SearchInterrupted as err:
+        nodes, scores = _ranked(completed, [n for n in frontier if n.depth > 0], config, verifier)
+        if not nodes:  # nothing scored yet: the unscored children of the failed depth
+            nodes, scores = children, [math.nan] * len(children)
+        err.partial = trace.partial(nodes, scores, info={"depths": depths})
+        raise
+
+    nodes, scores = _ranked(completed, frontier, config, verifier)
+    return trace.result(nodes, scores, stopped, info={"depths": depths, "completed": len(completed)})
+
+
+def _expand(generator: Any, nodes: list[Node], counts: np.ndarray, step: Step, config: RebaseConfig, *, seed: int | None) -> list[Node]:
+    """``counts[j]`` sampled next steps of ``nodes[j]``, in one generator call; children grouped by parent."""
+    sampling = dict(step=step, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k, seed=seed, max_new_tokens=config.max_new_tokens)
+    chosen = [(node, int(c)) for node, c in zip(nodes, counts) if c > 0]  # the loop keeps sum(counts) > 0
+    if len({c for _, c in chosen}) == 1:
+        k = chosen[0][1]
+        expanded = generator.expand([node for node, _ in chosen], k, **sampling)
+    else:
+        expanded = generator.expand([node for node, c in chosen for _ in range(c)], 1, **sampling)
+    return [child for kids in expanded for child in kids]
+
+
+def _ranked(completed: list[Node], frontier: list[Node], config: RebaseConfig, verifier: Any) -> tuple[list[Node], list[float]]:
+    """Completed answers ranked by ``select``, then open frontier nodes by reward."""
+    nodes, scores = [], []
+    if completed:
+        outcome = [n.scores[verifier.name] for n in completed]  # scored when they were created
+        ranking = rank(completed, outcome, mode=config.select, extract=answer_extractor(verifier))
+        nodes, scores = ranking.nodes, ranking.scores
+    rewards = [n.scores[verifier.name] for n in frontier]
+    order = sorted(range(len(frontier)), key=lambda j: -rewards[j])
+    return nodes + [frontier[j] for j in order], scores + [rewards[j] for j in order]
