@@ -36,6 +36,7 @@ test-all: $(STAMP)
 
 bench:
 	$(MAKE) EXTRAS=dev,bench install
+	$(PY) -m pip install -q --no-deps particles
 	$(PY) -m bench all
 
 clean:
