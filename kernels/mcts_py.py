@@ -1,0 +1,243 @@
+"""Pure-Python twin of the MCTS kernels in :mod:`ponder.kernels.mcts` (the reference semantics).
+
+The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``completed_qvalues``)
+with the same signatures, written as plain loops over trees, leaves and actions. The search loop itself is shared:
+``mcts.muzero_policy(..., backend="python")`` (or :func:`muzero_policy` here) runs it on these
+kernels. The formulas are documented in :mod:`ponder.kernels.mcts`.
+
+Sums run left to right in explicit loops, like the compiled kernels, so both give bit-identical
+trees (Python's built-in ``sum`` of floats is compensated from Python 3.12 on).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ROOT_INDEX = 0
+UNVISITED = -1
+_TINY = float(np.finfo(np.float64).tiny)
+_LOW_LOGIT = -1e9
+_EPSILON = 1e-8
+
+
+def muzero_policy(root, recurrent_fn, num_simulations, **options):
+    """:func:`ponder.kernels.mcts.muzero_policy` running on the pure-Python kernels."""
+    from ponder.kernels import mcts
+
+    return mcts.muzero_policy(root, recurrent_fn, num_simulations, backend="python", **options)
+
+
+def gumbel_muzero_policy(root, recurrent_fn, num_simulations, **options):
+    """:func:`ponder.kernels.mcts.gumbel_muzero_policy` running on the pure-Python kernels."""
+    from ponder.kernels import mcts
+
+    return mcts.gumbel_muzero_policy(root, recurrent_fn, num_simulations, backend="python", **options)
+
+
+def _softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    exps = [math.exp(x - m) for x in xs]
+    total = 0.0
+    for e in exps:
+        total += e
+    return [e / total for e in exps]
+
+
+def _edge_qvalues(rewards, discounts, values) -> list[float]:
+    """``Q(s, a) = r(s, a) + gamma(s, a) * V(child)`` for one node's row."""
+    return [r + d * v for r, d, v in zip(rewards, discounts, values)]
+
+
+def _completed_q(visits, priors, qs, raw_value, value_scale, maxvisit_init) -> list[float]:
+    """sigma(completed Q) for one node: unvisited actions take the mixed value, then rescale."""
+    sum_visits = sum(visits)
+    probs = [max(_TINY, p) for p in priors]
+    sum_probs = 0.0
+    for n, p in zip(visits, probs):
+        if n > 0:
+            sum_probs += p
+    weighted_q = 0.0
+    for n, p, q in zip(visits, probs, qs):
+        if n > 0:
+            weighted_q += p * q / sum_probs
+    mixed = (raw_value + sum_visits * weighted_q) / (sum_visits + 1)
+    completed = [q if n > 0 else mixed for n, q in zip(visits, qs)]
+    lo, hi = min(completed), max(completed)
+    denom = max(hi - lo, _EPSILON)
+    scale = (maxvisit_init + max(visits)) * value_scale
+    return [scale * ((c - lo) / denom) for c in completed]
+
+
+def _argmax(scores) -> int:
+    """First index of the largest score; 0 when every score is -inf (all actions masked)."""
+    best, best_a = -math.inf, 0
+    for a, s in enumerate(scores):
+        if s > best:
+            best, best_a = s, a
+    return best_a
+
+
+def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, values,
+                 rewards, discounts, node_visit, node_value, virtual, node_virtual, invalid) -> int:
+    """PUCT at one node; the arguments are that node's rows as lists."""
+    qs = _edge_qvalues(rewards, discounts, values)
+    n_parent = node_visit + node_virtual
+    pb_c = pb_c_init + math.log((n_parent + pb_c_base + 1.0) / pb_c_base)
+    explore = math.sqrt(n_parent) * pb_c
+    if q_code == 0:  # parent_and_siblings
+        seen = [node_value] + [q for n, q in zip(visits, qs) if n > 0]
+        lo, hi = min(seen), max(seen)
+        denom = max(hi - lo, _EPSILON)
+    else:  # min_max
+        lo, denom = vmin, vmax - vmin
+    scores = []
+    for n, v, p, q, bad in zip(visits, virtual, priors, qs, invalid):
+        if is_root and bad:
+            scores.append(-math.inf)
+            continue
+        value_score = 0.0
+        if n > 0:
+            value_score = (q - lo) / denom
+            if v > 0:
+                value_score = value_score * n / (n + v)  # virtual visits count as value 0
+        scores.append(value_score + explore * p / (n + v + 1))
+    return _argmax(scores)
+
+
+def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
+                        invalid, gumbel, considered_row, value_scale, maxvisit_init) -> int:
+    """Sequential Halving with Gumbel at the root; the arguments are the root's rows as lists."""
+    completed = _completed_q(visits, priors, _edge_qvalues(rewards, discounts, values), raw_value,
+                             value_scale, maxvisit_init)
+    effective = [n + v for n, v in zip(visits, virtual)]
+    considered = considered_row[sum(effective)]
+    max_logit = max(logits)
+    scores = []
+    for g, logit, c, n, bad in zip(gumbel, logits, completed, effective, invalid):
+        if bad or n != considered:
+            scores.append(-math.inf)
+        else:
+            scores.append(max(_LOW_LOGIT, g + (logit - max_logit) + c))
+    return _argmax(scores)
+
+
+def _gumbel_interior_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
+                            value_scale, maxvisit_init) -> int:
+    """Deterministic Gumbel MuZero selection below the root; the arguments are rows as lists."""
+    completed = _completed_q(visits, priors, _edge_qvalues(rewards, discounts, values), raw_value,
+                             value_scale, maxvisit_init)
+    probs = _softmax([logit + c for logit, c in zip(logits, completed)])
+    effective = [n + v for n, v in zip(visits, virtual)]
+    total = sum(effective)
+    return _argmax([p - n / (1.0 + total) for p, n in zip(probs, effective)])
+
+
+def _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
+          out_parent, out_action, out_leaf):
+    """Selection skeleton shared by both rules: ``choose(b, node, depth) -> action``."""
+    B, L = out_parent.shape
+    for b in range(B):
+        pending: dict[tuple[int, int], int] = {}  # edges reserved by earlier leaves of this pass
+        for j in range(L):
+            node, depth = 0, 0
+            while True:
+                a = choose(b, node, depth)
+                children_virtual[b, node, a] += 1
+                node_virtual[b, node] += 1
+                depth += 1
+                child = int(children_index[b, node, a])
+                if child == UNVISITED:
+                    child = pending.setdefault((node, a), first_sim + j + 1)
+                    break
+                if depth >= max_depth:
+                    break
+                node = child
+            out_parent[b, j], out_action[b, j], out_leaf[b, j] = node, a, child
+
+
+def select_puct(q_code, first_sim, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
+                children_priors, children_visits, children_values, children_rewards,
+                children_discounts, node_visits, node_values, children_virtual, node_virtual,
+                root_invalid, out_parent, out_action, out_leaf):
+    """Twin of :func:`ponder.kernels.mcts.select_puct`."""
+
+    def choose(b, node, depth):
+        return _puct_action(
+            depth == 0, q_code, pb_c_init, pb_c_base, vmin, vmax, children_priors[b, node].tolist(),
+            children_visits[b, node].tolist(), children_values[b, node].tolist(),
+            children_rewards[b, node].tolist(), children_discounts[b, node].tolist(),
+            int(node_visits[b, node]), float(node_values[b, node]), children_virtual[b, node].tolist(),
+            int(node_virtual[b, node]), root_invalid[b].tolist())
+
+    _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
+          out_parent, out_action, out_leaf)
+
+
+def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_index,
+                  children_prior_logits, children_priors, children_visits, children_values,
+                  children_rewards, children_discounts, raw_values, children_virtual, node_virtual,
+                  root_invalid, root_gumbel, table, num_considered, out_parent, out_action, out_leaf):
+    """Twin of :func:`ponder.kernels.mcts.select_gumbel`."""
+
+    def choose(b, node, depth):
+        rows = (children_prior_logits[b, node].tolist(), children_priors[b, node].tolist(),
+                children_visits[b, node].tolist(), children_values[b, node].tolist(),
+                children_rewards[b, node].tolist(), children_discounts[b, node].tolist(),
+                float(raw_values[b, node]), children_virtual[b, node].tolist())
+        if depth == 0:
+            return _gumbel_root_action(*rows, root_invalid[b].tolist(), root_gumbel[b].tolist(),
+                                       table[num_considered[b]].tolist(), value_scale, maxvisit_init)
+        return _gumbel_interior_action(*rows, value_scale, maxvisit_init)
+
+    _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
+          out_parent, out_action, out_leaf)
+
+
+def expand_and_backup(parent, action, leaf, reward, discount, prior_logits, value, children_index,
+                      children_prior_logits, children_priors, children_visits, children_values,
+                      children_rewards, children_discounts, node_visits, node_values, raw_values,
+                      parents, action_from_parent, children_virtual, node_virtual):
+    """Twin of :func:`ponder.kernels.mcts.expand_and_backup`."""
+    B, L = parent.shape
+    for b in range(B):
+        for j in range(L):
+            p, a, node = int(parent[b, j]), int(action[b, j]), int(leaf[b, j])
+            item = b * L + j  # model outputs are [B * L, ...], tree-major
+            # expand
+            node_visits[b, node] += 1
+            children_prior_logits[b, node] = prior_logits[item]
+            children_priors[b, node] = _softmax(prior_logits[item].tolist())
+            raw_values[b, node] = node_values[b, node] = value[item]
+            children_index[b, p, a] = node
+            children_rewards[b, p, a] = reward[item]
+            children_discounts[b, p, a] = discount[item]
+            parents[b, node] = p
+            action_from_parent[b, node] = a
+            # backup: G <- r + gamma G; the parent's mean absorbs G
+            g = float(node_values[b, node])
+            index = node
+            while index != ROOT_INDEX:
+                up, act = int(parents[b, index]), int(action_from_parent[b, index])
+                count = int(node_visits[b, up])
+                g = float(children_rewards[b, up, act]) + float(children_discounts[b, up, act]) * g
+                node_values[b, up] = (float(node_values[b, up]) * count + g) / (count + 1.0)
+                node_visits[b, up] = count + 1
+                children_values[b, up, act] = node_values[b, index]
+                children_visits[b, up, act] += 1
+                children_virtual[b, up, act] -= 1
+                node_virtual[b, up] -= 1
+                index = up
+
+
+def completed_qvalues(node_index, children_visits, children_priors, children_values,
+                      children_rewards, children_discounts, raw_values, value_scale,
+                      maxvisit_init, out):
+    """Twin of :func:`ponder.kernels.mcts.completed_qvalues`."""
+    for b in range(out.shape[0]):
+        n = int(node_index[b])
+        qs = _edge_qvalues(children_rewards[b, n].tolist(), children_discounts[b, n].tolist(),
+                           children_values[b, n].tolist())
+        out[b] = _completed_q(children_visits[b, n].tolist(), children_priors[b, n].tolist(), qs,
+                              float(raw_values[b, n]), value_scale, maxvisit_init)
