@@ -25,6 +25,23 @@ def median_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict, *, rounds: int, per_round: int = 1) -> dict:
+    """Median time of each callable, measured in alternating rounds so that load from other
+    processes on a shared machine falls on all contenders alike.
+
+    Every callable is warmed up once (numba compilation excluded); then each round times each
+    callable with ``median_time(fn, repeat=per_round, warmup=0)``; the result is the median over
+    rounds.
+    """
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(median_time(fn, repeat=per_round, warmup=0))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def machine() -> dict:
     """Facts about the machine and thread settings, printed with every result."""
     info = {

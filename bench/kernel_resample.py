@@ -11,33 +11,15 @@ have ``met = None``.
 
 from __future__ import annotations
 
-import statistics
 
 import numpy as np
 
-from bench.common import median_time
+from bench.common import interleaved_medians
 from ponder.kernels import resample as ours_mod
 from ponder.kernels import resample_py as twin_mod
 
 TARGET = 1.5
 SCHEMES = ("multinomial", "stratified", "systematic", "residual")
-
-
-def interleaved_medians(fns: dict, *, rounds: int, per_round: int = 1) -> dict:
-    """Median time of each callable, measured in alternating rounds so that load from other
-    processes on a shared machine falls on all contenders alike.
-
-    Every callable is warmed up once (numba compilation excluded); then each round times each
-    callable with ``median_time(fn, repeat=per_round, warmup=0)``; the result is the median over
-    rounds.
-    """
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(median_time(fn, repeat=per_round, warmup=0))
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _one_liners(W: np.ndarray, rng: np.random.Generator) -> dict:
