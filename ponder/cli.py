@@ -63,7 +63,8 @@ def cmd_search(args) -> int:
     budget = ponder.Budget(tokens=args.budget_tokens, verifier_calls=args.budget_verifier_calls, seconds=args.budget_seconds)
     verifier = None
     if args.verifier:
-        kwargs = {"reference": args.reference} if args.reference is not None else {}
+        # --reference configures math_answer; for other verifiers it only reports right/wrong
+        kwargs = {"reference": args.reference} if args.reference is not None and args.verifier == "math_answer" else {}
         verifier = verifiers.get(args.verifier, **kwargs)
     print(f"loading {args.model} ...", file=sys.stderr)
     generator = ponder.load(args.model, seed=args.seed)

@@ -1,0 +1,48 @@
+"""The `ponder` command line, run in-process on a tiny model saved as a local HF directory."""
+
+import json
+
+import pytest
+
+import ponder.models as pm
+from ponder.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-llama")
+    lm = pm.tiny_llama(seed=0)
+    lm.model.save_pretrained(path)
+    lm.tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_search_prints_answer_and_ledger(tiny_dir, capsys):
+    code = main(["search", "--model", tiny_dir, "--algo", "beam", "--verifier", "length", "--prompt", "The answer is",
+                 "--budget-tokens", "40", "--set", "width=2", "--set", "expansions=2", "--set", "step_tokens=8", "--reference", "42"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ledger: computed" in out and "stopped: " in out and "vs reference '42'" in out
+
+
+def test_search_json(tiny_dir, capsys):
+    code = main(["search", "--model", tiny_dir, "--algo", "majority", "--prompt", "Step 1:", "--set", "n=3",
+                 "--set", "max_new_tokens=6", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["ledger"]["generated_tokens"] > 0 and len(result["candidates"]) >= 1
+
+
+def test_list_names_everything(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("beam", "rebase", "best_of_n", "math_answer", "arithmetic", "smollm2", "kv_sharing"):
+        assert name in out
+
+
+def test_bad_input_is_an_error_not_a_traceback(tiny_dir, capsys):
+    assert main(["search", "--model", tiny_dir, "--algo", "nope", "--prompt", "x"]) == 2
+    assert "unknown search algorithm 'nope'" in capsys.readouterr().err
+    assert main(["search", "--model", "no-such-model", "--prompt", "x"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["search", "--model", tiny_dir, "--algo", "beam", "--prompt", "x", "--set", "width=-1"]) == 2
+    assert "width" in capsys.readouterr().err
