@@ -67,8 +67,15 @@ class KVStore:
         self._free.extend(range(new - 1, old - 1, -1))
         self._free.sort(reverse=True)
 
+    def can_hold(self, n: int, evictable: int) -> bool:
+        """Whether ``n`` new tokens fit: free slots, room to grow, and ``evictable`` tokens."""
+        return n <= self.n_free + (self.max_tokens - self.capacity) + evictable
+
     def alloc(self, n: int, evict) -> np.ndarray:
-        """``n`` free slots; grows the pool, then calls ``evict(k) -> freed slots`` when full."""
+        """``n`` free slots; grows the pool, then calls ``evict(k) -> freed slots`` when full.
+
+        Check :meth:`can_hold` first: a request that cannot fit evicts before it fails.
+        """
         if n > self.n_free:
             self._grow(n - self.n_free)
         if n > self.n_free:

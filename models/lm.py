@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from ponder.models.kv_store import CacheFullError, KVStore
+from ponder.models.kv_store import KVStore
 from ponder.models.sampling import Sampling
 from ponder.search import ledger
 from ponder.search.protocols import ConfigError, Node, PonderError, Step, check_choice
@@ -213,11 +213,16 @@ class LM:
         if seed is None:
             seed = int(self._rng.integers(2**62))
         rng = torch.Generator().manual_seed(int(seed))
+        if max_new_tokens is not None and (not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1):
+            raise ConfigError(f"max_new_tokens must be an integer >= 1 or None, got {max_new_tokens!r}")
         with torch.inference_mode():
             live = self._prefill([n.tokens for n in nodes])
-            if k > 1:
-                self._repeat(live, k)
-            return self._decode(nodes, k, live, step, sampling, rng, max_new_tokens)
+            try:
+                if k > 1:
+                    self._repeat(live, k)
+                return self._decode(nodes, k, live, step, sampling, rng, max_new_tokens)
+            finally:  # also on errors and interrupts: no lock may outlive the call
+                self._release(live.anchors)
 
     def next_token_logprobs(self, nodes: Sequence[Node]) -> np.ndarray:
         """log p(next token | node) for every node.                           # [B, V] float32"""
@@ -227,7 +232,7 @@ class LM:
         with torch.inference_mode():
             live = self._prefill([n.tokens for n in nodes])
             self._release(live.anchors)
-            return torch.log_softmax(live.logits.float(), dim=-1).numpy()
+            return torch.log_softmax(live.logits.float(), dim=-1).numpy()  # (after the release: nothing below can fail)
 
     def extend(self, nodes: Sequence[Node], tokens: Sequence[Sequence[int]]) -> list[Node]:
         """Append given tokens to each node as one step; their KV is computed and cached.
@@ -281,11 +286,13 @@ class LM:
             logits = torch.tanh(logits / self._softcap) * self._softcap
         return logits
 
-    def _release(self, anchors: Sequence[int]) -> None:
+    def _release(self, anchors: list[int | None]) -> None:
+        """Unlock every anchor still held and mark it released (a second call is a no-op)."""
         if self.cache_mode == "trie":
-            for node in anchors:
+            for i, node in enumerate(anchors):
                 if node is not None:
                     self.trie.unlock(node)
+                    anchors[i] = None
 
     def _evict(self, n: int) -> np.ndarray:
         return self.trie.evict(n)
@@ -297,10 +304,21 @@ class LM:
             seqs: full token sequences, one per row.
             score_from: per row, the first position whose logits are needed (extend); the
                 cached prefix is cut there so those positions are run.
+
+        Returns:
+            the live batch; its anchors are locked until the caller releases them.
         """
-        n_rows = len(seqs)
+        anchors, past_slots, n_past = self._match(seqs, score_from)
+        try:
+            return self._run_uncached(seqs, anchors, past_slots, n_past, keep_hidden=score_from is not None)
+        except BaseException:  # errors and interrupts alike: no lock may outlive the call
+            self._release(anchors)
+            raise
+
+    def _match(self, seqs, score_from) -> tuple[list, list[np.ndarray], np.ndarray]:
+        """Lock the longest cached prefix of every sequence (at most all but its last token)."""
         anchors, past_slots = [], []
-        n_past = np.zeros(n_rows, dtype=np.int64)
+        n_past = np.zeros(len(seqs), dtype=np.int64)
         for i, seq in enumerate(seqs):
             limit = len(seq) - 1 if score_from is None else min(len(seq) - 1, score_from[i])
             if self.cache_mode == "trie":
@@ -310,18 +328,23 @@ class LM:
                 past_slots.append(self.trie.path_slots(node))
                 n_past[i] = n
             else:
-                anchors.append(-1)
+                anchors.append(None)
                 past_slots.append(np.zeros(0, dtype=np.int64))
+        return anchors, past_slots, n_past
+
+    def _run_uncached(self, seqs, anchors, past_slots, n_past: np.ndarray, *, keep_hidden: bool) -> _Live:
+        """Gather the cached pasts, run the remaining tokens, and cache their KV under the anchors."""
+        n_rows = len(seqs)
         new = [seq[n:] for seq, n in zip(seqs, n_past)]
         n_new = np.array([len(t) for t in new], dtype=np.int64)
         width_past, width_new = int(n_past.max()), int(n_new.max())
-
         input_ids = torch.full((n_rows, width_new), self.pad_id, dtype=torch.long)  # [B, N]
         new_mask = torch.zeros((n_rows, width_new), dtype=torch.long)
         for i, tokens in enumerate(new):
             input_ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
             new_mask[i, : len(tokens)] = 1
-        positions = torch.from_numpy(n_past)[:, None] + torch.arange(width_new)[None, :]  # [B, N]
+        # pads may run past the context; clamping keeps absolute-position models (GPT-2) in range
+        positions = (torch.from_numpy(n_past)[:, None] + torch.arange(width_new)[None, :]).clamp_(max=self.max_context - 1)  # [B, N]
         if width_past:
             layers, past_mask = self.store.gather(past_slots)
             cache = DynamicCache(ddp_cache_data=layers)
@@ -338,9 +361,10 @@ class LM:
 
         pending = [(tuple(tokens), width_past + np.arange(len(tokens))) for tokens in new]
         if self.cache_mode == "trie":
-            anchors = self._cache_tokens(cache, anchors, list(range(n_rows)), pending)
+            self._cache_tokens(cache, anchors, list(range(n_rows)), pending)
         else:
             pending = [((), np.zeros(0, np.int64))] * n_rows
+        self._observe(n_rows, width_past + width_new)
         return _Live(
             cache=cache,
             mask=mask,
@@ -348,7 +372,7 @@ class LM:
             anchors=anchors,
             logits=logits,
             width=width_past + width_new,
-            hidden=hidden if score_from is not None else None,
+            hidden=hidden if keep_hidden else None,
             n_past=n_past,
             pending=pending,
         )
@@ -408,14 +432,14 @@ class LM:
                 keep = np.flatnonzero(alive)
                 live.select(keep)
                 row_of, alive, feed = row_of[keep], alive[keep], tokens[torch.from_numpy(keep)]
-            positions = torch.from_numpy(live.lengths + fed)[:, None]  # [R, 1]
+            positions = torch.from_numpy(np.minimum(live.lengths + fed, self.max_context - 1))[:, None]  # [R, 1]; idle rows may pass the context
             if live.mask is not None:
                 live.mask = torch.cat([live.mask, torch.ones((len(alive), 1), dtype=live.mask.dtype)], dim=1)
             out = self._base(input_ids=feed[:, None], attention_mask=live.mask, position_ids=positions, past_key_values=live.cache, use_cache=True)
             live.logits = self._logits(out.last_hidden_state[:, -1])
             ledger.charge(decode_tokens=len(alive), forward_calls=1)
             fed += 1
-        self._release(live.anchors)
+            self._observe(len(alive), base_col + fed)
         children = []
         for out in range(n_out):
             parent = parents[out // k]
@@ -436,37 +460,37 @@ class LM:
             return "length"
         return None
 
-    def _cache_tokens(self, cache: DynamicCache, anchors: list, rows: list[int], pending: list) -> list:
+    def _cache_tokens(self, cache: DynamicCache, anchors: list, rows: list[int], pending: list) -> None:
         """Move the KV of ``pending[i]`` (tokens, cache columns of row ``rows[i]``) into the trie.
 
-        Each row's tokens go under its locked anchor; the returned anchors are the new deepest
-        nodes, locked in place of the old. When the budget cannot hold them (everything else
-        locked), nothing is cached and the anchors stay: the work is done, just not kept.
+        Each row's tokens go under its locked anchor, and ``anchors[i]`` becomes the new deepest
+        node, locked in place of the old (in place, so a caller's release sees the current
+        locks). When the budget cannot hold every row (the rest of the trie locked), rows are
+        cached one by one while they fit; a row that does not fit keeps its anchor and its
+        pending tokens: the work is done, just not kept.
         """
-        counts = [len(tokens) for tokens, _ in pending]
-        total = sum(counts)
-        if total == 0:
-            return anchors
-        try:
-            slots = self.store.alloc(total, self._evict)
-        except CacheFullError:
-            return anchors
-        row_idx = np.repeat(np.asarray(rows, dtype=np.int64), counts)
-        cols = np.concatenate([c for _, c in pending])
-        self.store.write(slots, self._layers(cache), row_idx, cols)
-        out, offset = list(anchors), 0
-        for i, ((tokens, _), n) in enumerate(zip(pending, counts)):
-            if n == 0:
+        todo = [i for i, (tokens, _) in enumerate(pending) if tokens]
+        need = sum(len(pending[i][0]) for i in todo)
+        if not todo:
+            return
+        groups = [todo] if self.store.can_hold(need, self.trie.evictable_tokens) else [[i] for i in todo]
+        for group in groups:
+            counts = [len(pending[i][0]) for i in group]
+            if not self.store.can_hold(sum(counts), self.trie.evictable_tokens):
                 continue
-            child, dup = self.trie.insert(anchors[i], np.asarray(tokens, dtype=np.int64), slots[offset : offset + n])
-            self.store.free(dup)
-            self.trie.lock(child)
-            self.trie.unlock(anchors[i])
-            out[i] = child
-            pending[i] = ((), np.zeros(0, np.int64))
-            offset += n
-        ledger.observe_cache(self.trie.total_tokens)
-        return out
+            slots = self.store.alloc(sum(counts), self._evict)
+            row_idx = np.repeat(np.asarray([rows[i] for i in group], dtype=np.int64), counts)
+            cols = np.concatenate([pending[i][1] for i in group])
+            self.store.write(slots, self._layers(cache), row_idx, cols)
+            offset = 0
+            for i, n in zip(group, counts):
+                child, dup = self.trie.insert(anchors[i], np.asarray(pending[i][0], dtype=np.int64), slots[offset : offset + n])
+                self.store.free(dup)
+                self.trie.lock(child)
+                self.trie.unlock(anchors[i])
+                anchors[i] = child
+                pending[i] = ((), np.zeros(0, np.int64))
+                offset += n
 
     def _retire(self, live: _Live, rows: list[int], tokens: list[list[int]], base_col: int) -> None:
         """Hand the KV of finished rows to the trie and release their anchors.
@@ -480,10 +504,15 @@ class LM:
             (live.pending[r][0] + tuple(t[:-1]), np.concatenate([live.pending[r][1], base_col + np.arange(len(t) - 1)]))
             for r, t in zip(rows, tokens)
         ]
-        anchors = self._cache_tokens(live.cache, [live.anchors[r] for r in rows], rows, pending)
+        anchors = [live.anchors[r] for r in rows]
+        self._cache_tokens(live.cache, anchors, rows, pending)
         for r, anchor in zip(rows, anchors):
-            self.trie.unlock(anchor)
             live.anchors[r] = None
+            self.trie.unlock(anchor)
+
+    def _observe(self, rows: int, width: int) -> None:
+        """Report the KV held now (trie + live batch) to the ledgers' peak."""
+        ledger.observe_cache(self.cached_tokens + rows * width)
 
     def _child(self, parent: Node, step_tokens: tuple[int, ...], logps: list[float], reason: str | None) -> Node:
         tokens = parent.tokens + tuple(step_tokens)

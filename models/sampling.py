@@ -12,6 +12,7 @@ so scores stay comparable across sampling settings.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 
@@ -35,7 +36,7 @@ class Sampling:
     def __post_init__(self):
         if not self.temperature >= 0:
             raise ConfigError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
-        if self.top_k < 0:
+        if not isinstance(self.top_k, numbers.Integral) or isinstance(self.top_k, bool) or self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")

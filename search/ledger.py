@@ -51,7 +51,8 @@ class Ledger:
         items_scored: candidates scored by verifiers (cache hits excluded).
         nodes: search-tree nodes created.
         wall_time: seconds the ledger was active (outermost activation only).
-        peak_cached_tokens: the most tokens the KV cache held while the ledger was active.
+        peak_cached_tokens: the most KV entries held at once while the ledger was active: the
+            shared cache's tokens plus the live batch's (rows x columns, padding included).
     """
 
     prefill_tokens: int = 0
@@ -85,7 +86,8 @@ class Ledger:
         if self._depth == 0:
             self._started = time.perf_counter()
         self._depth += 1
-        token = _ACTIVE.set(_ACTIVE.get() + (self,))
+        active = _ACTIVE.get()
+        token = _ACTIVE.set(active if any(a is self for a in active) else active + (self,))  # re-entry charges once
         try:
             yield self
         finally:

@@ -176,3 +176,40 @@ def test_smollm2_from_gguf_shared_cache_matches_plain_forward(smollm2):
     kids = smollm2.expand([root, other], 2, step=Step(max_tokens=6), seed=0)
     nodes = [root, other] + [c for ks in kids for c in ks]
     assert_matches_plain_forward(smollm2, nodes, atol=2e-4)
+
+
+def test_an_error_mid_call_leaks_no_lock():
+    lm = pm.tiny_llama(seed=0, max_cache_tokens=256)
+    root = lm.root(PROMPTS[1])
+    boom = RuntimeError("interrupted")
+
+    def explode(*args, **kwargs):
+        raise boom
+
+    lm._decode = explode  # fails after the prefill has locked its anchors
+    with pytest.raises(RuntimeError, match="interrupted"):
+        lm.expand([root], 2, step=Step(max_tokens=4))
+    assert lm.trie.evictable_tokens == lm.trie.total_tokens
+    del lm._decode
+    ledger = Ledger()
+    with ledger.active():
+        lm.expand([root], 1, step=Step(max_tokens=4), seed=0)
+    assert ledger.cached_tokens == len(root.tokens) - 1  # the prompt's KV survived and is served
+
+
+def test_a_budget_too_small_for_the_batch_caches_what_fits():
+    lm = pm.tiny_llama(seed=0, max_cache_tokens=40)
+    root = lm.root("The answer is")
+    kids = lm.expand([root], 6, step=Step(max_tokens=12, min_tokens=12), seed=0)[0]
+    assert 0 < lm.cached_tokens <= 40 and lm.trie.evictable_tokens == lm.trie.total_tokens
+    assert lm.store.n_free + lm.cached_tokens == lm.store.capacity  # no slot lost or freed twice
+    assert_matches_plain_forward(lm, kids)
+
+
+def test_reentering_a_ledger_charges_once_and_peak_counts_the_live_batch():
+    lm = pm.tiny_llama(seed=0, cache="none")
+    ledger = Ledger()
+    with ledger.active(), ledger.active():
+        kids = lm.expand([lm.root("The answer is")], 2, step=Step(max_tokens=5, min_tokens=5), seed=0)[0]
+    assert ledger.nodes == 3 and ledger.generated_tokens == 10
+    assert ledger.peak_cached_tokens >= 2 * (len(kids[0].tokens) - 1)
