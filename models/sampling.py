@@ -37,7 +37,7 @@ class Sampling:
         if not self.temperature >= 0:
             raise ConfigError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
         if not isinstance(self.top_k, numbers.Integral) or isinstance(self.top_k, bool) or self.top_k < 0:
-            raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
+            raise ConfigError(f"top_k must be an integer >= 0 (0 keeps every token), got {self.top_k!r}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
