@@ -39,6 +39,7 @@ from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import ConfigError, Node, PonderError, SearchInterrupted, Step
 from ponder.search.rebase import RebaseConfig
 from ponder.search.result import SearchResult
+from ponder.search.scoring import SamplingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,9 @@ class Algorithm:
     @property
     def options(self) -> list[str]:
         """The config keys a caller may set."""
-        return [f.name for f in dataclasses.fields(self.config) if f.name not in self.preset]
+        shared = {f.name for f in dataclasses.fields(SamplingConfig)}
+        names = [f.name for f in dataclasses.fields(self.config) if f.name not in self.preset]
+        return [n for n in names if n not in shared] + [n for n in names if n in shared]  # the algorithm's own first
 
 
 _BEST_OF_N = Algorithm("best_of_n", best_of_n.run, BestOfNConfig)
@@ -154,6 +157,7 @@ __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "BeamConfig",
+    "SamplingConfig",
     "BestOfNConfig",
     "Budget",
     "ConfigError",

@@ -38,7 +38,7 @@ import ponder.verifiers as pv
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import Node, SearchInterrupted, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.scoring import check_int, check_option, check_real, resolve_verifier, seed_for, stop_strings
+from ponder.search.scoring import check_int, check_option, SamplingConfig, resolve_verifier, stop_strings
 
 NAME = "beam"
 AGGREGATIONS = ("last", "min", "product")
@@ -46,7 +46,7 @@ RANKINGS = ("outcome", "aggregate")
 
 
 @dataclasses.dataclass(frozen=True)
-class BeamConfig:
+class BeamConfig(SamplingConfig):
     """Configuration of step-level beam search.
 
     Args:
@@ -58,9 +58,8 @@ class BeamConfig:
         aggregation: path score from step scores: "last", "min" or "product".
         ranking: how completed candidates are ranked: "outcome" (verifier score of the whole
             answer) or "aggregate" (path score).
-        temperature, top_p, top_k: sampling (see :class:`ponder.models.Sampling`).
-        max_new_tokens: the longest answer, in tokens (a beam reaching it is complete).
-        seed: seeds depth d's generator call with ``seed + d - 1``; None draws from the generator.
+        temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig` (depth d
+            is the search's call d - 1).
     """
 
     width: int = 4
@@ -70,13 +69,9 @@ class BeamConfig:
     max_steps: int = 16
     aggregation: str = "last"
     ranking: str = "outcome"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 512
-    seed: int | None = None
 
     def __post_init__(self):
+        super().__post_init__()
         owner = type(self).__name__
         check_int(owner, "width", self.width)
         check_int(owner, "expansions", self.expansions)
@@ -85,11 +80,6 @@ class BeamConfig:
         check_int(owner, "max_steps", self.max_steps)
         check_option(owner, "aggregation", self.aggregation, AGGREGATIONS)
         check_option(owner, "ranking", self.ranking, RANKINGS)
-        check_real(owner, "temperature", self.temperature, low=0.0)
-        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
-        check_int(owner, "top_k", self.top_k, minimum=0)
-        check_int(owner, "max_new_tokens", self.max_new_tokens)
-        check_int(owner, "seed", self.seed, minimum=0, optional=True)
 
 
 def aggregate(how: str, step_scores: Sequence[float]) -> float:
@@ -155,16 +145,7 @@ def run(
             for depth in range(1, config.max_steps + 1):
                 # the root stands for `width` identical beams: it gets width * expansions children
                 k = config.expansions * (config.width if depth == 1 else 1)
-                expanded = generator.expand(
-                    beams,
-                    k,
-                    step=step,
-                    temperature=config.temperature,
-                    top_p=config.top_p,
-                    top_k=config.top_k,
-                    seed=seed_for(config.seed, depth - 1),
-                    max_new_tokens=config.max_new_tokens,
-                )
+                expanded = generator.expand(beams, k, step=step, **config.sampling(depth - 1))
                 children = [child for kids in expanded for child in kids]  # [len(beams) * expansions]
                 trace.add(children)
 

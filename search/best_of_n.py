@@ -32,47 +32,36 @@ import ponder.verifiers as pv
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import Node, SearchInterrupted, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.scoring import SELECTIONS, answer_extractor, check_int, check_option, check_real, rank, resolve_verifier, seed_for
+from ponder.search.scoring import SELECTIONS, answer_extractor, check_int, check_option, rank, SamplingConfig, resolve_verifier
 
 NAME = "best_of_n"
 MODES = SELECTIONS
 
 
 @dataclasses.dataclass(frozen=True)
-class BestOfNConfig:
+class BestOfNConfig(SamplingConfig):
     """Configuration of best-of-N.
 
     Args:
         n: samples to draw (>= 1).
         mode: "plain" (argmax of the verifier score), "weighted" (answer with the highest summed
             score) or "majority" (most frequent answer; verifier optional).
-        temperature: sampling temperature (0 is greedy: then every sample is the same).
-        top_p: nucleus mass, in (0, 1].
-        top_k: keep the k most likely tokens (0 keeps all).
-        max_new_tokens: the longest answer, in tokens.
         batch: samples per generator call (None: all at once, or fewer under a budget).
-        seed: seeds the i-th generator call with ``seed + i``; None draws from the generator.
+        temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig` (0 is
+            greedy: then every sample is the same).
     """
 
     n: int = 8
     mode: str = "plain"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 256
     batch: int | None = None
-    seed: int | None = None
+    max_new_tokens: int = 256  # overrides SamplingConfig's default: whole answers, one step
 
     def __post_init__(self):
+        super().__post_init__()
         owner = type(self).__name__
         check_int(owner, "n", self.n)
         check_option(owner, "mode", self.mode, MODES)
-        check_real(owner, "temperature", self.temperature, low=0.0)
-        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
-        check_int(owner, "top_k", self.top_k, minimum=0)
-        check_int(owner, "max_new_tokens", self.max_new_tokens)
         check_int(owner, "batch", self.batch, optional=True)
-        check_int(owner, "seed", self.seed, minimum=0, optional=True)
 
 
 def run(
@@ -117,16 +106,7 @@ def run(
             call = 0
             while len(samples) < config.n:
                 k = _batch_size(config, len(samples), trace.ledger, budget)
-                batch = generator.expand(
-                    [root],
-                    k,
-                    step=step,
-                    temperature=config.temperature,
-                    top_p=config.top_p,
-                    top_k=config.top_k,
-                    seed=seed_for(config.seed, call),
-                    max_new_tokens=config.max_new_tokens,
-                )[0]
+                batch = generator.expand([root], k, step=step, **config.sampling(call))[0]
                 call += 1
                 trace.add(batch)
                 samples += batch

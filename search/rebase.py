@@ -53,7 +53,7 @@ from ponder.search.scoring import (
     check_real,
     rank,
     resolve_verifier,
-    seed_for,
+    SamplingConfig,
     stop_strings,
 )
 
@@ -61,7 +61,7 @@ NAME = "rebase"
 
 
 @dataclasses.dataclass(frozen=True)
-class RebaseConfig:
+class RebaseConfig(SamplingConfig):
     """Configuration of REBASE.
 
     Args:
@@ -71,9 +71,8 @@ class RebaseConfig:
         step_tokens: the longest step, in tokens.
         max_steps: the deepest the tree may grow, in steps.
         select: how completed answers are ranked: "plain", "weighted" or "majority".
-        temperature, top_p, top_k: sampling (see :class:`ponder.models.Sampling`).
-        max_new_tokens: the longest answer, in tokens (a node reaching it is complete).
-        seed: seeds depth d's generator call with ``seed + d - 1``; None draws from the generator.
+        temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig` (depth d
+            is the search's call d - 1).
     """
 
     width: int = 8
@@ -82,13 +81,9 @@ class RebaseConfig:
     step_tokens: int = 64
     max_steps: int = 16
     select: str = "plain"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 512
-    seed: int | None = None
 
     def __post_init__(self):
+        super().__post_init__()
         owner = type(self).__name__
         check_int(owner, "width", self.width)
         check_real(owner, "balance_temperature", self.balance_temperature, low=0.0, low_open=True)
@@ -96,11 +91,6 @@ class RebaseConfig:
         check_int(owner, "step_tokens", self.step_tokens)
         check_int(owner, "max_steps", self.max_steps)
         check_option(owner, "select", self.select, SELECTIONS)
-        check_real(owner, "temperature", self.temperature, low=0.0)
-        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
-        check_int(owner, "top_k", self.top_k, minimum=0)
-        check_int(owner, "max_new_tokens", self.max_new_tokens)
-        check_int(owner, "seed", self.seed, minimum=0, optional=True)
 
 
 def allocate(rewards: Sequence[float], width: int, temperature: float) -> np.ndarray:
@@ -184,7 +174,7 @@ def run(
             trace.add([root])
             frontier, counts = [root], np.array([config.width])
             for depth in range(1, config.max_steps + 1):
-                children = _expand(generator, frontier, counts, step, config, seed=seed_for(config.seed, depth - 1))
+                children = _expand(generator, frontier, counts, step, config, call=depth - 1)
                 trace.add(children)
 
                 rewards = pv.score_nodes(verifier, children)  # [C]
@@ -213,9 +203,9 @@ def run(
     return trace.result(nodes, scores, stopped, info={"depths": depths, "completed": len(completed)})
 
 
-def _expand(generator: Any, nodes: list[Node], counts: np.ndarray, step: Step, config: RebaseConfig, *, seed: int | None) -> list[Node]:
+def _expand(generator: Any, nodes: list[Node], counts: np.ndarray, step: Step, config: RebaseConfig, *, call: int) -> list[Node]:
     """``counts[j]`` sampled next steps of ``nodes[j]``, in one generator call; children grouped by parent."""
-    sampling = dict(step=step, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k, seed=seed, max_new_tokens=config.max_new_tokens)
+    sampling = dict(step=step, **config.sampling(call))
     chosen = [(node, int(c)) for node, c in zip(nodes, counts) if c > 0]  # the loop keeps sum(counts) > 0
     if len({c for _, c in chosen}) == 1:
         k = chosen[0][1]

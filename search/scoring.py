@@ -187,6 +187,38 @@ def stop_strings(owner: str, value: Any) -> tuple[str, ...]:
     return tuple(stop)
 
 
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How a text search samples from its generator; the base of every text search's config.
+
+    Args:
+        temperature: sampling temperature (0 is greedy).
+        top_p: nucleus mass, in (0, 1].
+        top_k: keep the k most likely tokens (0 keeps all).
+        max_new_tokens: the longest answer, in tokens (a node reaching it is finished).
+        seed: seeds the search's c-th generator call with ``seed + c``; None draws from the
+            generator's own stream.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 512
+    seed: int | None = None
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_real(owner, "temperature", self.temperature, low=0.0)
+        check_real(owner, "top_p", self.top_p, low=0.0, high=1.0, low_open=True)
+        check_int(owner, "top_k", self.top_k, minimum=0)
+        check_int(owner, "max_new_tokens", self.max_new_tokens)
+        check_int(owner, "seed", self.seed, minimum=0, optional=True)
+
+    def sampling(self, call: int) -> dict:
+        """Keyword arguments of ``generator.expand`` for the search's ``call``-th call."""
+        return dict(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=seed_for(self.seed, call), max_new_tokens=self.max_new_tokens)
+
+
 def seed_for(seed: int | None, call: int) -> int | None:
     """The seed of a search's ``call``-th generator call: ``seed + call``, or None (the generator's stream)."""
     return None if seed is None else int(seed) + call
