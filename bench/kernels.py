@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 
 from bench.common import RESULTS, markdown_table, write_results
@@ -27,14 +28,15 @@ def plot(rows: list[dict], path) -> None:
 
     labels, twin, peer = [], [], []
     for r in rows:
-        labels.append(f"{r['kernel']}: {r['case']}"[:48])
+        peer_name = (r.get("peer") or "").split(" (")[0]
+        labels.append(f"{r['kernel']}: {r['case'][:44]}" + (f"\n(peer: {peer_name})" if peer_name else ""))
         twin.append(r.get("ratio_vs_twin") or 0.0)
         peer.append(r.get("ratio_vs_peer") or 0.0)
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(rows) + 1.5))
     y = range(len(rows))
     ax.barh([i + 0.2 for i in y], twin, height=0.4, label="vs pure-Python twin")
     ax.barh([i - 0.2 for i in y], peer, height=0.4, label="vs peer library")
-    ax.set_yticks(list(y), labels, fontsize=7)
+    ax.set_yticks(list(y), labels, fontsize=7, linespacing=0.9)
     ax.set_xscale("log")
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xlabel("speed-up (x, log scale; > 1 means ponder is faster)")
@@ -49,7 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench kernels", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=",".join(PARTS))
+    parser.add_argument("--replot", action="store_true", help="redraw the PNG from the stored JSON and exit")
     args = parser.parse_args(argv)
+    if args.replot:
+        name = "kernels" + ("_quick" if args.quick else "")
+        plot(json.loads((RESULTS / f"{name}.json").read_text())["rows"], RESULTS / f"{name}.png")
+        return
     rows, missing = [], []
     for part in args.only.split(","):
         if part not in PARTS:
