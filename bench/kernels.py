@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         rows += module.run(quick=args.quick)
     name = "kernels" + ("_quick" if args.quick else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    ran = set(args.only.split(","))
+    stored = RESULTS / f"{name}.json"
+    if ran != set(PARTS) and stored.exists():  # a partial run replaces only its kernels' rows
+        kept = [r for r in json.loads(stored.read_text())["rows"] if r["kernel"] not in ran]
+        rows = sorted(kept + rows, key=lambda r: PARTS.index(r["kernel"]) if r["kernel"] in PARTS else len(PARTS))
     png = RESULTS / f"{name}.png"
     try:
         plot(rows, png)
