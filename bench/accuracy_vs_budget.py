@@ -18,6 +18,7 @@ the next run, so a long run can be resumed; the summary (JSON, markdown, PNG of 
 tokens computed) covers the problems finished so far, and says how many.
 
     python -m bench accuracy_vs_budget [--problems 100] [--methods greedy,samples,beam4] [--time-limit 3600]
+    python -m bench accuracy_vs_budget --methods ""     # only summarise the stored results
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore stored per-problem results")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m]  # "" only summarises what is stored
     for m in methods:
         if m not in METHODS:
             raise SystemExit(f"unknown method {m!r}; valid: {', '.join(METHODS)}")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     records = [] if args.fresh or not store.exists() else [json.loads(line) for line in open(store)]
     done = {(r["index"], r["run"]) for r in records}
     problems = load_problems(args.data, args.problems)
-    lm = ponder.load(args.model, seed=args.seed)
+    lm = ponder.load(args.model, seed=args.seed) if methods else None
     started = time.perf_counter()
 
     def out_of_time() -> bool:
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             save(new, method)
             print(f"[accuracy_vs_budget] {method}: problems {[p['index'] for p in chunk]} in {time.perf_counter() - t0:.0f} s", flush=True)
 
+    records = [json.loads(line) for line in open(store)] if store.exists() else records  # other runs may have appended
     kept = [r for r in records if r["index"] < args.problems]
     rows = summarise(kept, args.problems)
     png = RESULTS / "accuracy_vs_budget.png"
