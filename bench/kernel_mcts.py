@@ -6,13 +6,16 @@ reward are rows of fixed random tables (the same model in numpy for ours and in 
 Ours runs in float64, mctx in its default float32. mctx is timed after jit compilation with
 ``block_until_ready``.
 
-Each measurement runs in a fresh subprocess, once pinned to one core (``sched_setaffinity`` to
-core 0 and ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` before
-jax is imported) and once unpinned. Targets: ours >= 10x faster than ``mctx.muzero_policy`` and >= 3x
+Each measurement runs in a fresh subprocess, once pinned to one core (``sched_setaffinity`` to the
+lowest core allowed, so ``taskset -c 1 python -m bench.kernel_mcts`` uses core 1, and
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` before jax is
+imported) and once unpinned. Targets: ours >= 10x faster than ``mctx.muzero_policy`` and >= 3x
 faster than ``mctx.gumbel_muzero_policy`` on one core.
 
-Times are medians of wall time (``*_s``); process CPU times (``*_cpu_s``, all threads) are reported
-too because this machine is shared and preemption inflates wall times. ``met`` uses the wall ratio.
+Ours and mctx are timed in alternating rounds in one process (so load from other processes falls
+on both alike); the twin is timed before. Times are medians of wall time (``*_s``); process CPU
+times (``*_cpu_s``, all threads) are reported too because this machine is shared and preemption
+inflates wall times. ``met`` uses the wall ratio.
 ``notes`` splits our CPU time between the kernels, and recurrent_fn plus the Python loop.
 
 ``python -m bench.kernel_mcts [--quick]`` prints the table and writes bench/results/kernel_mcts.*.
@@ -121,10 +124,10 @@ def _worker(config: dict) -> dict:
     root_value = rng.uniform(-1.0, 1.0, B)
     discount = np.full(B, 0.99)
 
-    def recurrent_fn(params, rng, action, state):
+    def recurrent_fn(params, rng, action, state):  # take() is numpy's cheapest row gather
         nxt = (state * A + action + 1) % TABLE
-        return mcts.RecurrentFnOutput(reward=t_reward[nxt], discount=discount[: nxt.shape[0]],
-                                      prior_logits=t_logits[nxt], value=t_value[nxt]), nxt
+        return mcts.RecurrentFnOutput(reward=t_reward.take(nxt), discount=discount[: nxt.shape[0]],
+                                      prior_logits=t_logits.take(nxt, axis=0), value=t_value.take(nxt)), nxt
 
     root = mcts.RootFnOutput(prior_logits=root_logits, value=root_value, embedding=np.arange(B))
     searches = {
@@ -134,16 +137,16 @@ def _worker(config: dict) -> dict:
     result = {}
     for policy, search in searches.items():
         r = result[policy] = {}
-        r["ours_s"], r["ours_cpu_s"] = _median(lambda: search("numba"), repeat)
         r["twin_s"], r["twin_cpu_s"] = _median(lambda: search("python"), 1 if quick else 3)
-        r["profile"] = _profile(mcts, lambda: search("numba"), r["ours_s"])
+        r["profile"] = _profile(mcts, lambda: search("numba"))
 
     try:
         import jax
         import jax.numpy as jnp
         import mctx
     except ImportError as exc:  # peer missing: report ours and the twin only
-        for policy in searches:
+        for policy, search in searches.items():
+            result[policy]["ours_s"], result[policy]["ours_cpu_s"] = _median(lambda: search("numba"), repeat)
             result[policy]["peer_error"] = f"not installed ({exc.name})"
         return result
 
@@ -164,11 +167,35 @@ def _worker(config: dict) -> dict:
     key = jax.random.PRNGKey(0)
     for policy, fn in peers.items():
         jax.block_until_ready(fn(key))  # compile
-        result[policy]["peer_s"], result[policy]["peer_cpu_s"] = _median(lambda: jax.block_until_ready(fn(key)), repeat)
+        # ours and the peer alternate, so that load from other processes falls on both alike
+        result[policy].update(_interleaved({
+            "ours": lambda: searches[policy]("numba"),
+            "peer": lambda: jax.block_until_ready(fn(key)),
+        }, repeat))
     return result
 
 
-def _profile(mcts, search, total: float) -> str:
+def _interleaved(fns: dict, rounds: int) -> dict:
+    """``{name}_s`` and ``{name}_cpu_s``: median wall and process CPU time of each ``fns[name]()``,
+    timed in alternating rounds after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    walls = {name: [] for name in fns}
+    cpus = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            walls[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+    out = {}
+    for name in fns:
+        out[f"{name}_s"] = sorted(walls[name])[rounds // 2]
+        out[f"{name}_cpu_s"] = sorted(cpus[name])[rounds // 2]
+    return out
+
+
+def _profile(mcts, search) -> str:
     """CPU time of one search spent in the selection kernel, in expand_and_backup, and elsewhere
     (recurrent_fn, the Python loop, allocating the tree)."""
     spent = {"select_puct": 0.0, "select_gumbel": 0.0, "expand_and_backup": 0.0}
@@ -185,6 +212,7 @@ def _profile(mcts, search, total: float) -> str:
 
         return staticmethod(call)
 
+    search()  # warm-up: numba compilation or cache loading is not part of a search
     for name in spent:
         setattr(kernels, name, timed(name))
     try:

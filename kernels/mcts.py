@@ -48,7 +48,9 @@ Action selection:
   root, Sequential Halving over the ``max_num_considered_actions`` actions with the highest
   ``g + logits``, choosing ``argmax g(a) + logits(a) + sigma(q(a))`` among the actions whose visit
   count equals the schedule's current ``considered_visits``; at interior nodes, the deterministic
-  selection ``argmax pi'(a) - N(a) / (1 + sum_b N(b))`` with ``pi' = softmax(logits + sigma(q))``.
+  selection ``argmax pi'(a) - N(a) / (1 + sum_b N(b))`` with ``pi' = softmax(logits + sigma(q))``,
+  evaluated as ``P(a) exp(sigma(a) - max sigma) / Z`` from the stored priors (equal up to rounding;
+  one exp per visited action, as the unvisited ones share the same sigma).
   ``sigma(q) = (maxvisit_init + max_b N(b)) * value_scale * q_rescaled`` uses the completed
   Q-values: unvisited actions get the mixed value of Appendix D, then all are rescaled to
   ``[0, 1]`` (mctx's ``qtransform_completed_by_mix_value``).
@@ -69,6 +71,7 @@ return an int index per item and look it up in your own table.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -394,7 +397,7 @@ def gumbel_muzero_policy(
 
     value_scale, maxvisit_init = float(value_scale), float(maxvisit_init)
     m = int(max_num_considered_actions)
-    table = considered_visits_table(m, S)  # [m + 1, S]
+    table = _considered_visits_table(m, S)  # [m + 1, S]
     num_considered = np.minimum(m, A - invalid.sum(-1)).astype(np.int32)  # [B]
 
     def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
@@ -422,6 +425,12 @@ def gumbel_muzero_policy(
     action = score.argmax(-1).astype(np.int64)
     weights = _softmax(_mask_logits(logits + completed, invalid))
     return PolicyOutput(action=action, action_weights=weights, search_tree=tree)
+
+
+@functools.lru_cache(maxsize=64)
+def _considered_visits_table(max_num_considered_actions: int, num_simulations: int) -> np.ndarray:
+    """:func:`considered_visits_table`, cached for the search loop (which never writes to it)."""
+    return considered_visits_table(max_num_considered_actions, num_simulations)
 
 
 def considered_visits_table(max_num_considered_actions: int, num_simulations: int) -> np.ndarray:
@@ -464,19 +473,28 @@ def _search(kernels, logits, value, embedding, invalid, recurrent_fn, num_simula
     S, L, depth_cap = _check_budget(num_simulations, num_leaves, max_depth)
     B, A = logits.shape
     N = S + 1
+    # Two allocations for all the [B, N, A] and [B, N] arrays (fields are views into them): one
+    # large block is reused by the allocator from search to search, where a dozen separate ones
+    # are returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
+    edge_f = np.zeros((5, B, N, A))  # prior logits, priors, rewards, discounts, values
+    edge_i = np.zeros((3, B, N, A), np.int32)  # index, visits, virtual visits of the pass
+    edge_i[0].fill(UNVISITED)
+    node_f = np.zeros((2, B, N))  # raw values, mean values
+    node_i = np.zeros((4, B, N), np.int32)  # visits, parents, actions from parent, virtual visits
+    node_i[1:3].fill(NO_PARENT)
     tree = Tree(
-        node_visits=np.zeros((B, N), np.int32),
-        raw_values=np.zeros((B, N)),
-        node_values=np.zeros((B, N)),
-        parents=np.full((B, N), NO_PARENT, np.int32),
-        action_from_parent=np.full((B, N), NO_PARENT, np.int32),
-        children_index=np.full((B, N, A), UNVISITED, np.int32),
-        children_prior_logits=np.zeros((B, N, A)),
-        children_priors=np.zeros((B, N, A)),
-        children_visits=np.zeros((B, N, A), np.int32),
-        children_rewards=np.zeros((B, N, A)),
-        children_discounts=np.zeros((B, N, A)),
-        children_values=np.zeros((B, N, A)),
+        node_visits=node_i[0],
+        raw_values=node_f[0],
+        node_values=node_f[1],
+        parents=node_i[1],
+        action_from_parent=node_i[2],
+        children_index=edge_i[0],
+        children_prior_logits=edge_f[0],
+        children_priors=edge_f[1],
+        children_visits=edge_i[1],
+        children_rewards=edge_f[2],
+        children_discounts=edge_f[3],
+        children_values=edge_f[4],
         embeddings=np.zeros((B, N) + embedding.shape[1:], embedding.dtype),
         root_invalid_actions=invalid,
         extra_data=extra_data,
@@ -488,22 +506,24 @@ def _search(kernels, logits, value, embedding, invalid, recurrent_fn, num_simula
     tree.children_priors[:, ROOT_INDEX] = _softmax(logits)
     tree.embeddings[:, ROOT_INDEX] = embedding
 
-    children_virtual = np.zeros((B, N, A), np.int32)  # virtual visits of the pass in flight
-    node_virtual = np.zeros((B, N), np.int32)
+    children_virtual = edge_i[2]  # [B, N, A] virtual visits of the pass in flight
+    node_virtual = node_i[3]  # [B, N]
     t = tree
     emb_shape = embedding.shape[1:]
     flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)  # a view: row b * N + n
-    first_row = (np.arange(B) * N)[:, None]  # [B, 1]
+    first_row = (np.arange(B, dtype=np.intp) * N)[:, None]  # [B, 1]
     buffers = {}
     for start in range(0, S, L):
         k = min(L, S - start)
-        if k not in buffers:
-            buffers[k] = tuple(np.empty((B, k), np.int32) for _ in range(3))
-        parent, action, leaf = buffers[k]  # [B, k] each
-        select(t, children_virtual, node_virtual, start, depth_cap, parent, action, leaf)
         M = B * k
-        out, new_embedding = recurrent_fn(params, rng, action.reshape(M).astype(np.int64),
-                                          flat_embeddings[(first_row + parent).reshape(M)])
+        if k not in buffers:  # parent, action, leaf [B, k] int32; action, rows [M] int64
+            buffers[k] = (np.empty((B, k), np.int32), np.empty((B, k), np.int32), np.empty((B, k), np.int32),
+                          np.empty(M, np.int64), np.empty((B, k), np.intp))
+        parent, action, leaf, action64, rows = buffers[k]
+        select(t, children_virtual, node_virtual, start, depth_cap, parent, action, leaf)
+        action64[:] = action.reshape(M)
+        np.add(first_row, parent, out=rows)
+        out, new_embedding = recurrent_fn(params, rng, action64.copy(), flat_embeddings.take(rows.reshape(M), axis=0))
         reward = _as_f64(out.reward, (M,), "reward")
         discount = _as_f64(out.discount, (M,), "discount")
         prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
@@ -517,7 +537,8 @@ def _search(kernels, logits, value, embedding, invalid, recurrent_fn, num_simula
             t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
             t.children_rewards, t.children_discounts, t.node_visits, t.node_values, t.raw_values,
             t.parents, t.action_from_parent, children_virtual, node_virtual)
-        flat_embeddings[(first_row + leaf).reshape(M)] = new_embedding
+        np.add(first_row, leaf, out=rows)
+        flat_embeddings[rows.reshape(M)] = new_embedding
     return tree
 
 
@@ -604,7 +625,7 @@ def _completed_q(visits, priors, values, rewards, discounts, raw_value, value_sc
 
     Unvisited actions get the mixed value ``(v_raw + sum_b N(b) * sum_{a visited} pi(a) q(a) /
     sum_{a visited} pi(a)) / (1 + sum_b N(b))``; then all are rescaled to [0, 1] and multiplied by
-    ``(maxvisit_init + max_b N(b)) * value_scale``.
+    ``(maxvisit_init + max_b N(b)) * value_scale``. Returns the sigma of the unvisited actions.
     """
     A = out.shape[0]
     sum_visits = 0
@@ -635,8 +656,13 @@ def _completed_q(visits, priors, values, rewards, discounts, raw_value, value_sc
         hi = max(hi, c)
     denom = max(hi - lo, _EPSILON)
     scale = (maxvisit_init + max_visits) * value_scale
+    sigma_mixed = scale * ((mixed - lo) / denom)  # the same for every unvisited action
     for a in range(A):
-        out[a] = scale * ((out[a] - lo) / denom)
+        if visits[a] > 0:
+            out[a] = scale * ((out[a] - lo) / denom)
+        else:
+            out[a] = sigma_mixed
+    return sigma_mixed
 
 
 @_inline
@@ -705,24 +731,63 @@ def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_
 
 
 @_inline
-def _gumbel_interior_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
-                            value_scale, maxvisit_init, scratch, probs):
-    """``argmax_a softmax(logits + sigma(q))(a) - n(a) / (1 + sum_b n(b))`` (virtual visits in n)."""
+def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_value, virtual, value_scale,
+                            maxvisit_init, sigma):
+    """``argmax_a pi'(a) - n(a) / (1 + sum_b n(b))`` (virtual visits in n), ``pi' = softmax(logits +
+    sigma)`` computed from the stored priors (see :func:`_gumbel_interior_probs`)."""
     A = visits.shape[0]
-    _completed_q(visits, priors, values, rewards, discounts, raw_value, value_scale, maxvisit_init, scratch)
     total = 0
     for a in range(A):
-        scratch[a] = logits[a] + scratch[a]
         total += visits[a] + virtual[a]
-    _softmax_into(scratch, probs)
+    z, u = _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value, value_scale,
+                                  maxvisit_init, sigma)
     best = -np.inf
     best_a = 0
     for a in range(A):
-        score = probs[a] - (visits[a] + virtual[a]) / (1.0 + total)
+        p = sigma[a] / z if visits[a] > 0 else priors[a] * u
+        n = visits[a] + virtual[a]
+        score = p if n == 0 else p - n / (1.0 + total)
         if score > best:
             best = score
             best_a = a
     return best_a
+
+
+@_inline
+def _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value, value_scale,
+                           maxvisit_init, weights):
+    """The improved policy ``pi' = softmax(logits + sigma)`` at one node, with one exp per visited
+    action (plus one), from ``priors = softmax(logits)``::
+
+        pi'(a) = P(a) w(a) / Z,   w(a) = exp(sigma(a) - max_b sigma(b)),   Z = sum_b P(b) w(b)
+
+    Every unvisited action has the same ``sigma`` (the mixed value), hence the same ``w_u``. Writes
+    ``weights[a] = P(a) w(a)`` for visited actions and returns ``(Z, u)`` with ``Z = (sum over
+    visited of P(a) w(a)) + w_u * (sum over unvisited of P(a))`` (each sum left to right) and
+    ``u = w_u / Z``: ``pi'(a) = weights[a] / Z`` if visited, ``P(a) * u`` if not.
+    """
+    A = visits.shape[0]
+    sigma_u = _completed_q(visits, priors, values, rewards, discounts, raw_value, value_scale,
+                           maxvisit_init, weights)
+    top = -np.inf
+    for a in range(A):
+        if weights[a] > top:
+            top = weights[a]
+    z = 0.0
+    mass_u = 0.0
+    any_unvisited = False
+    for a in range(A):
+        if visits[a] > 0:
+            weights[a] = priors[a] * math.exp(weights[a] - top)
+            z += weights[a]
+        else:
+            mass_u += priors[a]
+            any_unvisited = True
+    if not any_unvisited:
+        return z, 0.0
+    w_u = math.exp(sigma_u - top)
+    z = z + w_u * mass_u
+    return z, w_u / z
 
 
 @_inline
@@ -793,7 +858,6 @@ def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_ind
     B, L = out_parent.shape
     A = children_visits.shape[2]
     scratch = np.empty(A)
-    probs = np.empty(A)
     pend_parent = np.empty(L, np.int64)
     pend_action = np.empty(L, np.int64)
     pend_node = np.empty(L, np.int64)
@@ -811,11 +875,11 @@ def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_ind
                                             root_invalid[b], root_gumbel[b], table[num_considered[b]],
                                             value_scale, maxvisit_init, scratch)
                 else:
-                    a = _gumbel_interior_action(children_prior_logits[b, node], children_priors[b, node],
-                                                children_visits[b, node], children_values[b, node],
-                                                children_rewards[b, node], children_discounts[b, node],
-                                                raw_values[b, node], children_virtual[b, node],
-                                                value_scale, maxvisit_init, scratch, probs)
+                    a = _gumbel_interior_action(children_priors[b, node], children_visits[b, node],
+                                                children_values[b, node], children_rewards[b, node],
+                                                children_discounts[b, node], raw_values[b, node],
+                                                children_virtual[b, node], value_scale, maxvisit_init,
+                                                scratch)
                 children_virtual[b, node, a] += 1
                 node_virtual[b, node] += 1
                 depth += 1

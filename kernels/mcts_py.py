@@ -123,15 +123,36 @@ def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_
     return _argmax(scores)
 
 
-def _gumbel_interior_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
+def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_value, virtual,
                             value_scale, maxvisit_init) -> int:
     """Deterministic Gumbel MuZero selection below the root; the arguments are rows as lists."""
-    completed = _completed_q(visits, priors, _edge_qvalues(rewards, discounts, values), raw_value,
-                             value_scale, maxvisit_init)
-    probs = _softmax([logit + c for logit, c in zip(logits, completed)])
+    probs = _gumbel_interior_probs(priors, visits, _edge_qvalues(rewards, discounts, values), raw_value,
+                                   value_scale, maxvisit_init)
     effective = [n + v for n, v in zip(visits, virtual)]
     total = sum(effective)
-    return _argmax([p - n / (1.0 + total) for p, n in zip(probs, effective)])
+    return _argmax([p if n == 0 else p - n / (1.0 + total) for p, n in zip(probs, effective)])
+
+
+def _gumbel_interior_probs(priors, visits, qs, raw_value, value_scale, maxvisit_init) -> list[float]:
+    """``softmax(logits + sigma)`` as ``P(a) w(a) / Z`` with ``w = exp(sigma - max sigma)``: one exp per
+    visited action and one shared by the unvisited ones (they all have the mixed value's sigma)."""
+    sigma = _completed_q(visits, priors, qs, raw_value, value_scale, maxvisit_init)
+    top = max(sigma)
+    weights = [p * math.exp(s - top) if n > 0 else 0.0 for n, p, s in zip(visits, priors, sigma)]
+    z = 0.0
+    for n, w in zip(visits, weights):
+        if n > 0:
+            z += w
+    unvisited = [(p, s) for n, p, s in zip(visits, priors, sigma) if n == 0]
+    if not unvisited:
+        return [w / z for w in weights]
+    mass = 0.0
+    for p, _ in unvisited:
+        mass += p
+    w_unvisited = math.exp(unvisited[0][1] - top)
+    z = z + w_unvisited * mass
+    u = w_unvisited / z
+    return [w / z if n > 0 else p * u for n, p, w in zip(visits, priors, weights)]
 
 
 def _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
@@ -182,13 +203,14 @@ def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_ind
     """Twin of :func:`ponder.kernels.mcts.select_gumbel`."""
 
     def choose(b, node, depth):
-        rows = (children_prior_logits[b, node].tolist(), children_priors[b, node].tolist(),
-                children_visits[b, node].tolist(), children_values[b, node].tolist(),
-                children_rewards[b, node].tolist(), children_discounts[b, node].tolist(),
-                float(raw_values[b, node]), children_virtual[b, node].tolist())
+        rows = (children_priors[b, node].tolist(), children_visits[b, node].tolist(),
+                children_values[b, node].tolist(), children_rewards[b, node].tolist(),
+                children_discounts[b, node].tolist(), float(raw_values[b, node]),
+                children_virtual[b, node].tolist())
         if depth == 0:
-            return _gumbel_root_action(*rows, root_invalid[b].tolist(), root_gumbel[b].tolist(),
-                                       table[num_considered[b]].tolist(), value_scale, maxvisit_init)
+            return _gumbel_root_action(children_prior_logits[b, node].tolist(), *rows, root_invalid[b].tolist(),
+                                       root_gumbel[b].tolist(), table[num_considered[b]].tolist(),
+                                       value_scale, maxvisit_init)
         return _gumbel_interior_action(*rows, value_scale, maxvisit_init)
 
     _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,

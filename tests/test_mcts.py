@@ -116,6 +116,23 @@ def test_numba_matches_twin(policy, B, A, S, num_leaves, max_depth, ties, masked
     _check_invariants(ours.search_tree, S)
 
 
+@settings(max_examples=40, deadline=None)
+@given(A=st.integers(1, 8), seed=st.integers(0, 2**16), visited=st.floats(0.0, 1.0))
+def test_interior_probs_equal_softmax_of_logits_plus_sigma(A, seed, visited):
+    """The interior rule's P(a) w(a) / Z (one exp per visited action) is softmax(logits + sigma)."""
+    r = np.random.default_rng(seed)
+    logits = r.normal(size=A) * 3
+    priors = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    visits = np.where(r.random(A) < visited, r.integers(1, 5, size=A), 0)
+    qs = r.uniform(-1.0, 1.0, A).tolist()
+    raw = float(r.uniform(-1.0, 1.0))
+    probs = mcts_py._gumbel_interior_probs(priors.tolist(), visits.tolist(), qs, raw, 0.1, 50.0)
+    sigma = np.array(mcts_py._completed_q(visits.tolist(), priors.tolist(), qs, raw, 0.1, 50.0))
+    x = logits + sigma
+    expected = np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+    np.testing.assert_allclose(probs, expected, rtol=1e-13, atol=1e-300)
+
+
 def test_twin_module_entry_points():
     model = TableModel(4, 0)
     root = model.root(2, 0)
