@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     print(f"loading {args.model} (the first run converts the GGUF file, ~30 s) ...", flush=True)
     lm = ponder.load(args.model, seed=args.seed)
-    print(f"loaded in {time.perf_counter() - t0:.1f} s\n")
+    print(f"loaded in {time.perf_counter() - t0:.1f} s")
+    print(
+        "SmolLM2-135M is a tiny model: it solves about 1% of GSM8K problems greedily (see `python -m bench "
+        "accuracy_vs_budget`), so expect wrong answers; the demo shows how each method spends compute.\n"
+    )
 
     budget = ponder.Budget(tokens=args.budget)
     common = {"max_new_tokens": args.max_new_tokens, "seed": args.seed}
