@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> None:
         f"(rows say how many are finished); at most {args.max_new_tokens} new tokens, sampling temperature {args.temperature}. "
         "pass@N uses the reference answer (an oracle verifier); beam uses the arithmetic (calculator) process verifier.\n\n"
         + markdown_table(rows, ["method", "problems", "accuracy", "tokens computed / problem"])
-        + f"\n\n![accuracy vs tokens]({png.name})\n\nCommand: `python -m bench accuracy_vs_budget --problems {args.problems} --methods {args.methods}`\n"
+        + f"\n\n![accuracy vs tokens]({png.name})\n\nCommand: `python -m bench accuracy_vs_budget --problems {args.problems} --methods "
+        + ",".join(m for m in METHODS if any(r["run"] == m for r in kept)) + "` (resumable: it skips problems already stored in "
+        + "accuracy_vs_budget.jsonl; `--fresh` starts over)\n"
     )
     write_results("accuracy_vs_budget", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, md)
 
