@@ -176,6 +176,11 @@ def test_smollm2_from_gguf_shared_cache_matches_plain_forward(smollm2):
     kids = smollm2.expand([root, other], 2, step=Step(max_tokens=6), seed=0)
     nodes = [root, other] + [c for ks in kids for c in ks]
     assert_matches_plain_forward(smollm2, nodes, atol=2e-4)
+    answer = smollm2.tokenizer(" 42")["input_ids"]
+    extended = smollm2.extend([kids[0][0]], [answer])[0]
+    full = full_logprobs(smollm2, extended.tokens)
+    start = len(kids[0][0].tokens)
+    assert extended.step_logprob == pytest.approx(sum(full[t - 1, extended.tokens[t]] for t in range(start, len(extended.tokens))), abs=1e-3)
 
 
 def test_an_error_mid_call_leaks_no_lock():
