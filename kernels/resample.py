@@ -547,7 +547,5 @@ def resample(logw, scheme: str = "systematic", *, M: int | None = None, rng=None
     Returns:
         int64 [M] ancestor indices.
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown resampling scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
-    W, _ = log_normalise(logw)
+    W, _ = log_normalise(logw)  # resample_weights checks the scheme
     return resample_weights(W, scheme, M=M, rng=rng)
