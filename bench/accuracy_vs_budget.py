@@ -154,8 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--time-limit", type=float, default=None, help="stop starting new work after this many seconds")
     parser.add_argument("--fresh", action="store_true", help="ignore stored per-problem results")
+    parser.add_argument("--shard", default="0/1", help="i/k: run only problems whose index is i mod k (one process per core)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    try:
+        shard, shards = (int(x) for x in args.shard.split("/"))
+        assert 0 <= shard < shards
+    except (ValueError, AssertionError):
+        raise SystemExit(f"--shard must be i/k with 0 <= i < k, got {args.shard!r}") from None
     methods = [m for m in args.methods.split(",") if m]  # "" only summarises what is stored
     for m in methods:
         if m not in METHODS:
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         records.extend(new)
 
     for method in methods:
-        todo = [p for p in problems if (p["index"], method) not in done]
+        todo = [p for p in problems if (p["index"], method) not in done and p["index"] % shards == shard]
         batch = 8 if method == "greedy" else args.batch
         for start in range(0, len(todo), batch if not method.startswith("beam") else 1):
             if out_of_time():

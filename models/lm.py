@@ -27,6 +27,7 @@ computed, tokens served from cache, forward calls, nodes and generated tokens.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Sequence
 
 import numpy as np
@@ -91,6 +92,21 @@ class _Live:
         self.logits = self.logits[index]
 
 
+def _children_counts(k, n_nodes: int) -> np.ndarray:
+    """``expand``'s k as one count per parent, checked.                     # [B] int64"""
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+        if k < 1:
+            raise ConfigError(f"k (children per node) must be an integer >= 1, got {k!r}")
+        return np.full(n_nodes, int(k), dtype=np.int64)
+    try:
+        counts = [int(c) if isinstance(c, (int, np.integer)) and not isinstance(c, bool) else None for c in k]
+    except TypeError:
+        raise ConfigError(f"k must be an integer >= 1 or one count per node, got {k!r}") from None
+    if len(counts) != n_nodes or any(c is None or c < 0 for c in counts):
+        raise ConfigError(f"k as counts must hold one integer >= 0 per node ({n_nodes} nodes), got {list(k)!r}")
+    return np.asarray(counts, dtype=np.int64).reshape(n_nodes)
+
+
 class LM:
     """A causal LM generator with a trie-shared KV cache.
 
@@ -130,6 +146,8 @@ class LM:
         self.store = KVStore(config.num_hidden_layers, n_kv, head_dim, max_tokens=max_cache_tokens, dtype=model.dtype)
         self.trie = _make_trie(trie)
         self._base = model.base_model
+        # transformers renamed the forward's cache argument (past_key_values -> cache) during 5.x
+        self._cache_arg = "cache" if "cache" in inspect.signature(self._base.forward).parameters else "past_key_values"
         self._head = model.get_output_embeddings()
         self._softcap = getattr(config, "final_logit_softcapping", None)
         self._rng = np.random.default_rng(seed)
@@ -177,7 +195,7 @@ class LM:
     def expand(
         self,
         nodes: Sequence[Node],
-        k: int = 1,
+        k: int | Sequence[int] = 1,
         *,
         step: Step | None = None,
         temperature: float = 1.0,
@@ -190,7 +208,8 @@ class LM:
 
         Args:
             nodes: parents; finished nodes are an error.
-            k: children per parent (>= 1).
+            k: children per parent (>= 1), or one count per parent (>= 0; a parent's prefix is
+                prefilled once however many children it gets).
             step: where a step ends (stop strings, token count); default: 64 tokens.
             temperature, top_p, top_k: see :class:`~ponder.models.sampling.Sampling`.
             seed: seeds this call; None draws a seed from the generator's stream.
@@ -200,13 +219,20 @@ class LM:
         Returns:
             ``out[i][j]``: the j-th child of ``nodes[i]``.
         """
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"k (children per node) must be an integer >= 1, got {k!r}")
+        nodes = list(nodes)
+        counts = _children_counts(k, len(nodes))  # [B]
         sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
         step = step or Step()
-        nodes = list(nodes)
-        if not nodes:
-            return []
+        if not counts.any():
+            return [[] for _ in nodes]
+        if not counts.all():  # parents with no children are not computed at all
+            kept = np.flatnonzero(counts)
+            inner = self.expand([nodes[i] for i in kept], counts[kept].tolist(), step=step, temperature=temperature,
+                                top_p=top_p, top_k=top_k, seed=seed, max_new_tokens=max_new_tokens)
+            out: list[list[Node]] = [[] for _ in nodes]
+            for i, kids in zip(kept, inner):
+                out[i] = kids
+            return out
         for node in nodes:
             if node.finished:
                 raise ConfigError(f"cannot expand a finished node ({node.finish_reason}): {node!r}")
@@ -218,9 +244,9 @@ class LM:
         with torch.inference_mode():
             live = self._prefill([n.tokens for n in nodes])
             try:
-                if k > 1:
-                    self._repeat(live, k)
-                return self._decode(nodes, k, live, step, sampling, rng, max_new_tokens)
+                if counts.max() > 1:
+                    self._repeat(live, counts)
+                return self._decode(nodes, counts, live, step, sampling, rng, max_new_tokens)
             finally:  # also on errors and interrupts: no lock may outlive the call
                 self._release(live.anchors)
 
@@ -354,7 +380,7 @@ class LM:
         mask = torch.cat([past_mask, new_mask], dim=1)  # [B, P + N]
         if bool(mask.all()):
             mask = None
-        out = self._base(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+        out = self._base(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_arg: cache})
         hidden = out.last_hidden_state  # [B, N, h]
         logits = self._logits(hidden[torch.arange(n_rows), torch.from_numpy(n_new - 1)])  # [B, V]
         ledger.charge(prefill_tokens=int(n_new.sum()), cached_tokens=int(n_past.sum()), forward_calls=1)
@@ -381,22 +407,27 @@ class LM:
     def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(layer.keys, layer.values) for layer in cache.layers]
 
-    def _repeat(self, live: _Live, k: int) -> None:
-        """Repeat every row k times (rows i*k .. i*k+k-1 are copies of row i)."""
-        live.cache.batch_repeat_interleave(k)
-        if live.mask is not None:
-            live.mask = live.mask.repeat_interleave(k, dim=0)
-        live.lengths = np.repeat(live.lengths, k)
-        live.logits = live.logits.repeat_interleave(k, dim=0)
+    def _repeat(self, live: _Live, counts: np.ndarray) -> None:
+        """Repeat row i counts[i] times; the copies of a row are consecutive."""
         if self.cache_mode == "trie":
-            for node in live.anchors:  # each copy holds its own lock
-                for _ in range(k - 1):
+            for node, c in zip(live.anchors, counts):  # each copy holds its own lock
+                for _ in range(int(c) - 1):
                     self.trie.lock(node)
-        live.anchors = [a for a in live.anchors for _ in range(k)]
-        live.pending = [p for p in live.pending for _ in range(k)]
+        if (counts == counts[0]).all():
+            k = int(counts[0])
+            live.cache.batch_repeat_interleave(k)
+            if live.mask is not None:
+                live.mask = live.mask.repeat_interleave(k, dim=0)
+            live.lengths = np.repeat(live.lengths, k)
+            live.logits = live.logits.repeat_interleave(k, dim=0)
+            live.anchors = [a for a in live.anchors for _ in range(k)]
+            live.pending = [p for p in live.pending for _ in range(k)]
+        else:
+            live.select(np.repeat(np.arange(len(counts)), counts))
 
-    def _decode(self, parents, k, live: _Live, step: Step, sampling: Sampling, rng, max_new_tokens) -> list[list[Node]]:
-        n_out = len(parents) * k
+    def _decode(self, parents, counts: np.ndarray, live: _Live, step: Step, sampling: Sampling, rng, max_new_tokens) -> list[list[Node]]:
+        parent_of = np.repeat(np.arange(len(parents)), counts)  # output -> parent index
+        n_out = len(parent_of)
         generated: list[list[int]] = [[] for _ in range(n_out)]
         logps: list[list[float]] = [[] for _ in range(n_out)]
         reasons: list[str | None] = [None] * n_out
@@ -418,7 +449,7 @@ class LM:
                 out = row_of[r]
                 generated[out].append(tokens_l[r])
                 logps[out].append(logp_l[r])
-                reason = self._finish_reason(parents[out // k], generated[out], step, max_new_tokens)
+                reason = self._finish_reason(parents[parent_of[out]], generated[out], step, max_new_tokens)
                 if reason is not None:
                     reasons[out] = reason
                     alive[r] = False
@@ -435,17 +466,18 @@ class LM:
             positions = torch.from_numpy(np.minimum(live.lengths + fed, self.max_context - 1))[:, None]  # [R, 1]; idle rows may pass the context
             if live.mask is not None:
                 live.mask = torch.cat([live.mask, torch.ones((len(alive), 1), dtype=live.mask.dtype)], dim=1)
-            out = self._base(input_ids=feed[:, None], attention_mask=live.mask, position_ids=positions, past_key_values=live.cache, use_cache=True)
+            out = self._base(input_ids=feed[:, None], attention_mask=live.mask, position_ids=positions, use_cache=True, **{self._cache_arg: live.cache})
             live.logits = self._logits(out.last_hidden_state[:, -1])
             ledger.charge(decode_tokens=len(alive), forward_calls=1)
             fed += 1
             self._observe(len(alive), base_col + fed)
         children = []
         for out in range(n_out):
-            parent = parents[out // k]
+            parent = parents[parent_of[out]]
             children.append(self._child(parent, tuple(generated[out]), logps[out], reasons[out]))
         ledger.charge(nodes=n_out, generated_tokens=sum(len(g) for g in generated))
-        return [children[i * k : (i + 1) * k] for i in range(len(parents))]
+        ends = np.cumsum(counts)
+        return [children[end - c : end] for c, end in zip(counts.tolist(), ends.tolist())]
 
     def _finish_reason(self, parent: Node, tokens: list[int], step: Step, max_new_tokens: int | None) -> str | None:
         if tokens[-1] in self.eos_ids:

@@ -32,7 +32,7 @@ import ponder.verifiers as pv
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import Node, SearchInterrupted, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.scoring import SELECTIONS, answer_extractor, check_int, check_option, rank, SamplingConfig, resolve_verifier
+from ponder.search.scoring import SELECTIONS, TRUNCATED, answer_extractor, check_int, check_option, rank, SamplingConfig, resolve_verifier
 
 NAME = "best_of_n"
 MODES = SELECTIONS
@@ -46,6 +46,8 @@ class BestOfNConfig(SamplingConfig):
         n: samples to draw (>= 1).
         mode: "plain" (argmax of the verifier score), "weighted" (answer with the highest summed
             score) or "majority" (most frequent answer; verifier optional).
+        truncated: voting modes: "vote" (every sample with an answer votes) or "abstain"
+            (samples cut off at ``max_new_tokens`` do not vote).
         batch: samples per generator call (None: all at once, or fewer under a budget).
         temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig` (0 is
             greedy: then every sample is the same).
@@ -53,6 +55,7 @@ class BestOfNConfig(SamplingConfig):
 
     n: int = 8
     mode: str = "plain"
+    truncated: str = "vote"
     batch: int | None = None
     max_new_tokens: int = 256  # overrides SamplingConfig's default: whole answers, one step
 
@@ -61,6 +64,7 @@ class BestOfNConfig(SamplingConfig):
         owner = type(self).__name__
         check_int(owner, "n", self.n)
         check_option(owner, "mode", self.mode, MODES)
+        check_option(owner, "truncated", self.truncated, TRUNCATED)
         check_int(owner, "batch", self.batch, optional=True)
 
 
@@ -120,7 +124,7 @@ def run(
         err.partial = _partial(trace, samples, scores, config, verifier)
         raise
 
-    ranking = rank(samples, scores if verifier is not None else None, mode=config.mode, extract=answer_extractor(verifier))
+    ranking = rank(samples, scores if verifier is not None else None, mode=config.mode, extract=answer_extractor(verifier), truncated=config.truncated)
     return trace.result(ranking.nodes, ranking.scores, stopped, info={"votes": ranking.votes, "samples": len(samples)})
 
 
@@ -142,6 +146,6 @@ def _partial(trace: Trace, samples: list[Node], scores: list[float], config: Bes
     scored, unscored = samples[: len(scores)], samples[len(scores) :]
     nodes, ranked_scores, votes = [], [], {}
     if scored:
-        ranking = rank(scored, scores, mode=config.mode, extract=answer_extractor(verifier))
+        ranking = rank(scored, scores, mode=config.mode, extract=answer_extractor(verifier), truncated=config.truncated)
         nodes, ranked_scores, votes = ranking.nodes, ranking.scores, ranking.votes
     return trace.partial(nodes + unscored, ranked_scores + [math.nan] * len(unscored), info={"votes": votes, "samples": len(samples)})

@@ -132,8 +132,8 @@ class Generator(Protocol):
     def root(self, prompt: str, *, chat: str = "auto") -> Node:
         """The depth-0 node of ``prompt`` (chat template applied when ``chat`` says so)."""
 
-    def expand(self, nodes: Sequence[Node], k: int = 1, *, step: Step | None = None, **sampling) -> list[list[Node]]:
-        """k sampled continuation steps of every node: ``out[i][j]`` is the j-th child of ``nodes[i]``."""
+    def expand(self, nodes: Sequence[Node], k: int | Sequence[int] = 1, *, step: Step | None = None, **sampling) -> list[list[Node]]:
+        """k sampled continuation steps of every node (or ``k[i]`` of ``nodes[i]``): ``out[i][j]`` is the j-th child of ``nodes[i]``."""
 
     def next_token_logprobs(self, nodes: Sequence[Node]) -> np.ndarray:
         """log p(next token | node) for every node.                          # [B, V]"""

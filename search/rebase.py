@@ -28,9 +28,9 @@ Final ranking: the completed answers, ranked with ``select`` (as best-of-N's ``m
 extracted answers; see :mod:`ponder.search.scoring`); then, if the search stopped early, the
 open frontier nodes (unfinished) by reward.
 
-Each depth is one batched ``expand`` call: the frontier node :math:`n_j` is listed :math:`W_j`
-times (its KV is cached in the generator's trie, so a repeat costs one token), or, when every
-node gets the same count (the root), each node once with ``k = W_j``.
+Each depth is one batched ``expand`` call with per-node counts ``k = [W_1, ..., W_F]``: each
+frontier node's prefix is prefilled once and its KV copied to its :math:`W_j` children's rows;
+nodes allotted nothing are not computed.
 """
 
 from __future__ import annotations
@@ -204,14 +204,11 @@ def run(
 
 
 def _expand(generator: Any, nodes: list[Node], counts: np.ndarray, step: Step, config: RebaseConfig, *, call: int) -> list[Node]:
-    """``counts[j]`` sampled next steps of ``nodes[j]``, in one generator call; children grouped by parent."""
-    sampling = dict(step=step, **config.sampling(call))
-    chosen = [(node, int(c)) for node, c in zip(nodes, counts) if c > 0]  # the loop keeps sum(counts) > 0
-    if len({c for _, c in chosen}) == 1:
-        k = chosen[0][1]
-        expanded = generator.expand([node for node, _ in chosen], k, **sampling)
-    else:
-        expanded = generator.expand([node for node, c in chosen for _ in range(c)], 1, **sampling)
+    """``counts[j]`` sampled next steps of ``nodes[j]``, in one generator call; children grouped by parent.
+
+    Each parent's prefix is computed once, however many children it is allotted.
+    """
+    expanded = generator.expand(nodes, [int(c) for c in counts], step=step, **config.sampling(call))
     return [child for kids in expanded for child in kids]
 
 

@@ -13,7 +13,9 @@ log-probability when there is no verifier. Answers tied on their vote are ordere
 own score among their candidates; within an answer, candidates are ordered by own score; the
 best candidate is the first of the winning answer. Candidates without an extractable answer do
 not vote and come last (their ranking score is NaN); if no candidate has an answer, all are
-ranked by own score.
+ranked by own score. With ``truncated="abstain"``, candidates cut off by a length limit
+(``finish_reason`` "length", "max_new_tokens" or "context") do not vote either: the last number of an unfinished answer is
+usually an intermediate result, not the answer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from ponder.search.protocols import ConfigError, Node
 from ponder.search.protocols import Verifier as VerifierProtocol
 
 SELECTIONS = ("plain", "weighted", "majority")
+TRUNCATED = ("vote", "abstain")
+CUT_OFF = ("length", "max_new_tokens", "context")  # finish reasons of an answer that did not end by itself
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +103,14 @@ class Ranking:
     votes: dict[str, float]
 
 
-def rank(nodes: Sequence[Node], scores: Sequence[float] | None, *, mode: str, extract: Callable[[str], str | None] | None = None) -> Ranking:
+def rank(
+    nodes: Sequence[Node],
+    scores: Sequence[float] | None,
+    *,
+    mode: str,
+    extract: Callable[[str], str | None] | None = None,
+    truncated: str = "vote",
+) -> Ranking:
     """Rank candidates by ``mode`` (see the module docstring).
 
     Args:
@@ -108,11 +119,15 @@ def rank(nodes: Sequence[Node], scores: Sequence[float] | None, *, mode: str, ex
         mode: "plain", "weighted" or "majority".
         extract: text -> normalised answer or None (default: ``extract_answer``); the answer
             is stored as ``node.meta["answer"]``.
+        truncated: voting modes: "vote" (every candidate with an answer votes) or "abstain"
+            (candidates that hit the length limit do not vote).
     """
     nodes = list(nodes)
     if not nodes:
         raise ValueError("no candidates to rank")
     mode = _check_selection(mode, scores)
+    if truncated not in TRUNCATED:
+        raise ConfigError(f"unknown truncated policy {truncated!r}; valid choices: {', '.join(TRUNCATED)}")
     if scores is not None and len(scores) != len(nodes):
         raise ValueError(f"{len(nodes)} candidates but {len(scores)} scores")
     own = np.asarray(scores if scores is not None else [n.logprob for n in nodes], dtype=np.float64)  # [N]
@@ -126,6 +141,8 @@ def rank(nodes: Sequence[Node], scores: Sequence[float] | None, *, mode: str, ex
     for i, node in enumerate(nodes):
         answer = extract(node.text)
         node.meta["answer"] = answer
+        if truncated == "abstain" and node.finish_reason in CUT_OFF:
+            answer = None
         (groups.setdefault(answer, []) if answer is not None else unvoted).append(i)
     vote = {a: float(len(ix)) if mode == "majority" else float(own[ix].sum()) for a, ix in groups.items()}
     by_own = lambda i: -own[i]  # noqa: E731

@@ -86,6 +86,25 @@ def test_shared_prompt_is_computed_once():
     assert ledger2.cached_tokens == sum(len(c.tokens) - 1 for c in children)
 
 
+def test_per_parent_counts_prefill_each_parent_once(tiny):
+    roots = [tiny.root(p) for p in PROMPTS]
+    ledger = Ledger()
+    with ledger.active():
+        kids = tiny.expand(roots, [2, 0, 3], step=Step(max_tokens=5), temperature=0.0)
+    assert [len(k) for k in kids] == [2, 0, 3]
+    assert ledger.prefill_tokens == len(roots[0].tokens) + len(roots[2].tokens)  # the 0-count root is not computed
+    assert ledger.nodes == 5
+    for parent, children in zip(roots, kids):
+        assert all(c.parent is parent and c.tokens[: len(parent.tokens)] == parent.tokens for c in children)
+    # greedy: the same children as expanding each parent on its own
+    assert [c.tokens for c in kids[2]] == [c.tokens for c in tiny.expand([roots[2]], 3, step=Step(max_tokens=5), temperature=0.0)[0]]
+    assert_matches_plain_forward(tiny, kids[0] + kids[2])
+    assert tiny.expand(roots, [0, 0, 0]) == [[], [], []]
+    for bad in ([1, 2], [1, -1, 0], [1, 2.5, 1], "abc"):
+        with pytest.raises(ConfigError, match="k"):
+            tiny.expand(roots, bad)
+
+
 def test_no_sharing_baseline_gives_the_same_tokens():
     shared, plain = pm.tiny_llama(seed=0), pm.tiny_llama(seed=0, cache="none")
     a = shared.expand([shared.root(PROMPTS[0])], 4, step=Step(max_tokens=10), seed=5)[0]

@@ -8,6 +8,7 @@ config errors and ledger consistency.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import math
 import subprocess
@@ -132,6 +133,24 @@ def test_rank_modes_on_constructed_answers(lm):
         rank(nodes, None, mode="weighted")
     with pytest.raises(ValueError, match="no candidates"):
         rank([], [], mode="plain")
+
+
+def test_rank_truncated_answers_can_abstain(lm):
+    """Two of the three 7s hit the length limit: abstaining, 9 wins the vote 2 to 1."""
+    root = lm.root("Q:")
+    texts = [" so 7", " it is 7", " maybe 7", " the answer is 9", " #### 9"]
+    nodes = lm.extend([root] * len(texts), [lm.tokenizer.encode(t) for t in texts])
+    for i, reason in ((0, "max_new_tokens"), (1, "length")):
+        nodes[i] = dataclasses.replace(nodes[i], finish_reason=reason, meta={})
+    assert rank(nodes, None, mode="majority").votes == {"7": 3.0, "9": 2.0}
+    abstained = rank(nodes, None, mode="majority", truncated="abstain")
+    assert abstained.votes == {"9": 2.0, "7": 1.0}
+    assert {id(n) for n in abstained.nodes[-2:]} == {id(nodes[0]), id(nodes[1])}
+    assert all(math.isnan(s) for s in abstained.scores[-2:])
+    with pytest.raises(ConfigError, match="truncated policy 'drop'; valid choices: vote, abstain"):
+        rank(nodes, None, mode="majority", truncated="drop")
+    with pytest.raises(ConfigError, match="truncated"):
+        ponder.search("best_of_n", lm, None, "Q:", mode="majority", truncated="drop")
 
 
 # ---------------------------------------------------------------------------------------------
