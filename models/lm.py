@@ -16,7 +16,8 @@ always run (the trie stores KV, not logits), so a fully cached sequence costs on
 Nodes in use by a call are locked; other nodes are evicted least-recently-used when the cache
 exceeds ``max_cache_tokens``, and evicted prefixes are recomputed transparently.
 
-Sampling within a step runs a batched decode loop on a live ``DynamicCache``; rows that finish
+Sampling within a step runs a batched decode loop on a live cache (by default a
+:class:`~ponder.models.growing_cache.GrowingCache`, which writes each token in place); rows that finish
 (EOS, stop string, step length) hand their KV to the trie at once, and finished rows are
 dropped from the batch once a quarter of it is idle.
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from ponder.models.growing_cache import GrowingCache
 from ponder.models.kv_store import KVStore
 from ponder.models.sampling import Sampling
 from ponder.search import ledger
@@ -47,6 +49,7 @@ class ContextLengthError(PonderError, ValueError):
 CACHE_MODES = ("trie", "none")
 TRIE_IMPLS = ("compiled", "python")
 CHAT_MODES = ("auto", "template", "raw")
+LIVE_CACHES = ("auto", "growing", "dynamic")
 
 
 def _make_trie(impl: str):
@@ -119,6 +122,10 @@ class LM:
         trie: "compiled" (Cython) or "python" (the reference twin).
         chat: "auto" applies the chat template when the tokenizer has one; "template"
             requires it; "raw" tokenizes the prompt as is.
+        live_cache: the decode cache: "growing" writes each token in place into buffers with
+            spare room (:mod:`ponder.models.growing_cache`), "dynamic" is transformers'
+            ``DynamicCache`` (concatenates every step; the baseline), "auto" is "growing" unless
+            the model has sliding-window layers.
         seed: seeds the generator's RNG stream (calls without an explicit seed draw from it).
     """
 
@@ -132,6 +139,7 @@ class LM:
         cache: str = "trie",
         trie: str = "compiled",
         chat: str = "auto",
+        live_cache: str = "auto",
         seed: int = 0,
     ):
         self.model = model.eval()
@@ -143,6 +151,12 @@ class LM:
         self.max_context = int(getattr(config, "max_position_embeddings", 2048))
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         n_kv = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.live_cache = check_choice("live cache", live_cache, LIVE_CACHES)
+        sliding = getattr(config, "sliding_window", None) is not None or any("sliding" in str(t) for t in getattr(config, "layer_types", None) or ())
+        if self.live_cache == "auto":
+            self.live_cache = "dynamic" if sliding else "growing"
+        elif self.live_cache == "growing" and sliding:
+            raise ConfigError("live_cache='growing' handles full attention only; this model has sliding-window layers: use 'dynamic' or 'auto'")
         self.store = KVStore(config.num_hidden_layers, n_kv, head_dim, max_tokens=max_cache_tokens, dtype=model.dtype)
         self.trie = _make_trie(trie)
         self._base = model.base_model
@@ -373,10 +387,12 @@ class LM:
         positions = (torch.from_numpy(n_past)[:, None] + torch.arange(width_new)[None, :]).clamp_(max=self.max_context - 1)  # [B, N]
         if width_past:
             layers, past_mask = self.store.gather(past_slots)
-            cache = DynamicCache(ddp_cache_data=layers)
         else:
-            past_mask = torch.zeros((n_rows, 0), dtype=torch.long)
-            cache = DynamicCache()
+            layers, past_mask = None, torch.zeros((n_rows, 0), dtype=torch.long)
+        if self.live_cache == "growing":
+            cache = GrowingCache(layers, n_layers=self.store.geometry[0])
+        else:
+            cache = DynamicCache(ddp_cache_data=layers) if layers is not None else DynamicCache()
         mask = torch.cat([past_mask, new_mask], dim=1)  # [B, P + N]
         if bool(mask.all()):
             mask = None

@@ -105,6 +105,20 @@ def test_per_parent_counts_prefill_each_parent_once(tiny):
             tiny.expand(roots, bad)
 
 
+def test_growing_live_cache_decodes_like_transformers_dynamic_cache():
+    """Past the first reallocation (64 spare columns), over a ragged, compacted batch."""
+    growing, dynamic = pm.tiny_llama(seed=0, live_cache="growing"), pm.tiny_llama(seed=0, live_cache="dynamic")
+    kids = []
+    for lm in (growing, dynamic):
+        roots = [lm.root(p) for p in PROMPTS]
+        kids.append(lm.expand(roots, [3, 1, 2], step=Step(max_tokens=150, min_tokens=20), temperature=0.9, seed=4))
+    assert [[c.tokens for c in k] for k in kids[0]] == [[c.tokens for c in k] for k in kids[1]]
+    assert max(c.n_generated for k in kids[0] for c in k) > 64
+    assert_matches_plain_forward(growing, [c for k in kids[0] for c in k])
+    with pytest.raises(ConfigError, match="live cache"):
+        pm.tiny_llama(seed=0, live_cache="static")
+
+
 def test_no_sharing_baseline_gives_the_same_tokens():
     shared, plain = pm.tiny_llama(seed=0), pm.tiny_llama(seed=0, cache="none")
     a = shared.expand([shared.root(PROMPTS[0])], 4, step=Step(max_tokens=10), seed=5)[0]

@@ -23,17 +23,9 @@ Third-party verifiers register through the ``ponder.verifiers`` entry-point grou
 
 from ponder.verifiers.arithmetic import Arithmetic, arithmetic, check_equations
 from ponder.verifiers.answers import MathAnswer, extract_answer, math_answer, normalize_number
-from ponder.verifiers.base import (
-    FunctionVerifier,
-    Verifier,
-    VerifierError,
-    as_verifier,
-    run_token_verifier,
-    run_verifier,
-    score_node_tokens,
-    score_nodes,
-    verifier,
-)
+from ponder.verifiers.base import Verifier, VerifierError, run_token_verifier, run_verifier
+from ponder.verifiers.function import FunctionVerifier, verifier
+from ponder.verifiers.nodes import as_verifier, score_node_tokens, score_nodes
 from ponder.verifiers.compose import combine, product, threshold, weighted_sum
 from ponder.verifiers.registry import ENTRY_POINT_GROUP, available, get, refresh_plugins, register
 from ponder.verifiers.text import REFUSAL_PHRASES, length, refusal, regex

@@ -22,7 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ponder.search.protocols import ConfigError
-from ponder.verifiers.base import Verifier, VerifierError, as_verifier, run_token_verifier, run_verifier
+from ponder.verifiers.base import Verifier, VerifierError, run_token_verifier, run_verifier
+from ponder.verifiers.nodes import as_verifier
 
 __all__ = ["weighted_sum", "combine", "product", "threshold"]
 
