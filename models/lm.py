@@ -1,20 +1,19 @@
 """The language-model generator: a Hugging Face causal LM behind a shared-prefix KV cache.
 
-States are :class:`~ponder.search.protocols.Node` objects (prompt + generated tokens). Every
-token whose keys and values were ever computed lives in a token trie (``ponder.kernels.trie``)
-whose nodes own KV slots in a :class:`~ponder.models.kv_store.KVStore`. To run a batch the
-generator
+States are :class:`~ponder.search.protocols.Node` objects (prompt + generated tokens). Computed
+keys and values are kept in a :class:`~ponder.models.prefix_cache.PrefixCache` (a token trie
+over a pool of KV slots; the scheme, its locks and its budget are described there). To run a
+batch the generator
 
-1. matches each sequence against the trie: the longest cached prefix (length ``n_i``) is
-   gathered from the store, left-padded to ``P = max n_i``;
+1. matches each sequence against the cache and gathers the longest cached prefix of each
+   (length ``n_i``), left-padded to ``P = max n_i``; the matched nodes stay locked until the
+   call ends;
 2. runs only the remaining tokens, right-padded to ``N``, with explicit position ids
    ``n_i + j`` so rotary embeddings see each row's true positions;
-3. writes the new keys and values back under new trie nodes.
+3. hands the new keys and values back to the cache.
 
-A prompt shared by N branches is therefore computed once. The last token of a sequence is
-always run (the trie stores KV, not logits), so a fully cached sequence costs one token.
-Nodes in use by a call are locked; other nodes are evicted least-recently-used when the cache
-exceeds ``max_cache_tokens``, and evicted prefixes are recomputed transparently.
+A prompt shared by N branches is therefore computed once; the last token of a sequence is
+always run (the cache stores KV, not logits), so a fully cached sequence costs one token.
 
 Sampling within a step runs a batched decode loop on a live cache (by default a
 :class:`~ponder.models.growing_cache.GrowingCache`, which writes each token in place); rows that finish
@@ -36,7 +35,7 @@ import torch
 from transformers import DynamicCache
 
 from ponder.models.growing_cache import GrowingCache
-from ponder.models.kv_store import KVStore
+from ponder.models.prefix_cache import CACHE_MODES, PrefixCache
 from ponder.models.sampling import Sampling
 from ponder.search import ledger
 from ponder.search.protocols import ConfigError, Node, PonderError, Step, check_choice
@@ -46,19 +45,8 @@ class ContextLengthError(PonderError, ValueError):
     """A prompt (or extension) does not fit the model's context window."""
 
 
-CACHE_MODES = ("trie", "none")
-TRIE_IMPLS = ("compiled", "python")
 CHAT_MODES = ("auto", "template", "raw")
 LIVE_CACHES = ("auto", "growing", "dynamic")
-
-
-def _make_trie(impl: str):
-    check_choice("trie implementation", impl, TRIE_IMPLS)
-    if impl == "compiled":
-        from ponder.kernels.trie import TokenTrie
-    else:
-        from ponder.kernels.trie_py import TokenTrie
-    return TokenTrie()
 
 
 @dataclasses.dataclass
@@ -69,7 +57,7 @@ class _Live:
         cache: per-layer keys/values [R, H, T, D].
         mask: attention mask [R, T] (None when no row is padded).
         lengths: true sequence length of each row (next position id).        # [R]
-        anchors: the locked trie node holding each row's sequence minus its unfed tail.
+        anchors: the locked cache node holding each row's sequence minus its unfed tail.
         logits: next-token logits after each row's last token.              # [R, V]
         width: T, the cache's column count.
     """
@@ -145,7 +133,7 @@ class LM:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
-        self.cache_mode = check_choice("cache mode", cache, CACHE_MODES)
+        check_choice("cache mode", cache, CACHE_MODES)  # first, so a bad mode is reported before other arguments
         self.chat = check_choice("chat mode", chat, CHAT_MODES)
         config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
         self.max_context = int(getattr(config, "max_position_embeddings", 2048))
@@ -157,8 +145,8 @@ class LM:
             self.live_cache = "dynamic" if sliding else "growing"
         elif self.live_cache == "growing" and sliding:
             raise ConfigError("live_cache='growing' handles full attention only; this model has sliding-window layers: use 'dynamic' or 'auto'")
-        self.store = KVStore(config.num_hidden_layers, n_kv, head_dim, max_tokens=max_cache_tokens, dtype=model.dtype)
-        self.trie = _make_trie(trie)
+        self.prefix = PrefixCache(config.num_hidden_layers, n_kv, head_dim, max_tokens=max_cache_tokens, dtype=model.dtype,
+                                  mode=cache, trie=trie)
         self._base = model.base_model
         # transformers renamed the forward's cache argument (past_key_values -> cache) during 5.x
         self._cache_arg = "cache" if "cache" in inspect.signature(self._base.forward).parameters else "past_key_values"
@@ -177,7 +165,22 @@ class LM:
     # ------------------------------------------------------------------ public API
 
     def __repr__(self) -> str:
-        return f"LM({self.name!r}, cache={self.cache_mode!r}, cached_tokens={self.trie.total_tokens})"
+        return f"LM({self.name!r}, cache={self.cache_mode!r}, cached_tokens={self.cached_tokens})"
+
+    @property
+    def cache_mode(self) -> str:
+        """"trie" (prefixes shared) or "none" (every prefix recomputed)."""
+        return self.prefix.mode
+
+    @property
+    def store(self):
+        """The prefix cache's :class:`~ponder.models.kv_store.KVStore`."""
+        return self.prefix.store
+
+    @property
+    def trie(self):
+        """The prefix cache's token trie."""
+        return self.prefix.trie
 
     def root(self, prompt: str | list[dict], *, chat: str | None = None) -> Node:
         """The depth-0 node of ``prompt``: a string, or a list of chat messages."""
@@ -262,7 +265,7 @@ class LM:
                     self._repeat(live, counts)
                 return self._decode(nodes, counts, live, step, sampling, rng, max_new_tokens)
             finally:  # also on errors and interrupts: no lock may outlive the call
-                self._release(live.anchors)
+                self.prefix.release(live.anchors)
 
     def next_token_logprobs(self, nodes: Sequence[Node]) -> np.ndarray:
         """log p(next token | node) for every node.                           # [B, V] float32"""
@@ -271,7 +274,7 @@ class LM:
             return np.zeros((0, self.vocab_size), dtype=np.float32)
         with torch.inference_mode():
             live = self._prefill([n.tokens for n in nodes])
-            self._release(live.anchors)
+            self.prefix.release(live.anchors)
             return torch.log_softmax(live.logits.float(), dim=-1).numpy()  # (after the release: nothing below can fail)
 
     def extend(self, nodes: Sequence[Node], tokens: Sequence[Sequence[int]]) -> list[Node]:
@@ -297,7 +300,7 @@ class LM:
         seqs = [n.tokens + ts for n, ts in zip(nodes, appended)]
         with torch.inference_mode():
             live = self._prefill(seqs, score_from=[len(n.tokens) - 1 for n in nodes])
-            self._release(live.anchors)
+            self.prefix.release(live.anchors)
             children = []
             for i, (node, ts) in enumerate(zip(nodes, appended)):
                 start = len(node.tokens) - 1 - int(live.n_past[i])  # hidden column predicting ts[0]
@@ -312,11 +315,11 @@ class LM:
 
     @property
     def cached_tokens(self) -> int:
-        return int(self.trie.total_tokens)
+        return self.prefix.cached_tokens
 
     def clear_cache(self) -> None:
         """Evict every unlocked token from the KV cache (benchmarks start cold with this)."""
-        self.store.free(self.trie.evict(self.trie.total_tokens))
+        self.prefix.clear()
 
     # ------------------------------------------------------------------ the engine
 
@@ -325,17 +328,6 @@ class LM:
         if self._softcap:
             logits = torch.tanh(logits / self._softcap) * self._softcap
         return logits
-
-    def _release(self, anchors: list[int | None]) -> None:
-        """Unlock every anchor still held and mark it released (a second call is a no-op)."""
-        if self.cache_mode == "trie":
-            for i, node in enumerate(anchors):
-                if node is not None:
-                    self.trie.unlock(node)
-                    anchors[i] = None
-
-    def _evict(self, n: int) -> np.ndarray:
-        return self.trie.evict(n)
 
     def _prefill(self, seqs: list[tuple[int, ...]], *, score_from: list[int] | None = None) -> _Live:
         """Run the uncached part of every sequence; return a live batch positioned after each.
@@ -348,29 +340,12 @@ class LM:
         Returns:
             the live batch; its anchors are locked until the caller releases them.
         """
-        anchors, past_slots, n_past = self._match(seqs, score_from)
+        anchors, past_slots, n_past = self.prefix.match(seqs, score_from)  # [B] node | None, [B] x [n_i], [B]
         try:
             return self._run_uncached(seqs, anchors, past_slots, n_past, keep_hidden=score_from is not None)
         except BaseException:  # errors and interrupts alike: no lock may outlive the call
-            self._release(anchors)
+            self.prefix.release(anchors)
             raise
-
-    def _match(self, seqs, score_from) -> tuple[list, list[np.ndarray], np.ndarray]:
-        """Lock the longest cached prefix of every sequence (at most all but its last token)."""
-        anchors, past_slots = [], []
-        n_past = np.zeros(len(seqs), dtype=np.int64)
-        for i, seq in enumerate(seqs):
-            limit = len(seq) - 1 if score_from is None else min(len(seq) - 1, score_from[i])
-            if self.cache_mode == "trie":
-                node, n = self.trie.match_prefix(np.asarray(seq[:limit], dtype=np.int64))
-                self.trie.lock(node)
-                anchors.append(node)
-                past_slots.append(self.trie.path_slots(node))
-                n_past[i] = n
-            else:
-                anchors.append(None)
-                past_slots.append(np.zeros(0, dtype=np.int64))
-        return anchors, past_slots, n_past
 
     def _run_uncached(self, seqs, anchors, past_slots, n_past: np.ndarray, *, keep_hidden: bool) -> _Live:
         """Gather the cached pasts, run the remaining tokens, and cache their KV under the anchors."""
@@ -385,12 +360,9 @@ class LM:
             new_mask[i, : len(tokens)] = 1
         # pads may run past the context; clamping keeps absolute-position models (GPT-2) in range
         positions = (torch.from_numpy(n_past)[:, None] + torch.arange(width_new)[None, :]).clamp_(max=self.max_context - 1)  # [B, N]
-        if width_past:
-            layers, past_mask = self.store.gather(past_slots)
-        else:
-            layers, past_mask = None, torch.zeros((n_rows, 0), dtype=torch.long)
+        layers, past_mask = self.prefix.gather(past_slots)  # L x ([B, H, P, D], [B, H, P, D]) | None, [B, P]
         if self.live_cache == "growing":
-            cache = GrowingCache(layers, n_layers=self.store.geometry[0])
+            cache = GrowingCache(layers, n_layers=self.prefix.n_layers)
         else:
             cache = DynamicCache(ddp_cache_data=layers) if layers is not None else DynamicCache()
         mask = torch.cat([past_mask, new_mask], dim=1)  # [B, P + N]
@@ -402,8 +374,8 @@ class LM:
         ledger.charge(prefill_tokens=int(n_new.sum()), cached_tokens=int(n_past.sum()), forward_calls=1)
 
         pending = [(tuple(tokens), width_past + np.arange(len(tokens))) for tokens in new]
-        if self.cache_mode == "trie":
-            self._cache_tokens(cache, anchors, list(range(n_rows)), pending)
+        if self.prefix.enabled:
+            self.prefix.store_pending(self._layers(cache), anchors, list(range(n_rows)), pending)
         else:
             pending = [((), np.zeros(0, np.int64))] * n_rows
         self._observe(n_rows, width_past + width_new)
@@ -425,10 +397,7 @@ class LM:
 
     def _repeat(self, live: _Live, counts: np.ndarray) -> None:
         """Repeat row i counts[i] times; the copies of a row are consecutive."""
-        if self.cache_mode == "trie":
-            for node, c in zip(live.anchors, counts):  # each copy holds its own lock
-                for _ in range(int(c) - 1):
-                    self.trie.lock(node)
+        self.prefix.lock_copies(live.anchors, counts)  # each copy holds its own lock
         if (counts == counts[0]).all():
             k = int(counts[0])
             live.cache.batch_repeat_interleave(k)
@@ -508,55 +477,27 @@ class LM:
             return "length"
         return None
 
-    def _cache_tokens(self, cache: DynamicCache, anchors: list, rows: list[int], pending: list) -> None:
-        """Move the KV of ``pending[i]`` (tokens, cache columns of row ``rows[i]``) into the trie.
-
-        Each row's tokens go under its locked anchor, and ``anchors[i]`` becomes the new deepest
-        node, locked in place of the old (in place, so a caller's release sees the current
-        locks). When the budget cannot hold every row (the rest of the trie locked), rows are
-        cached one by one while they fit; a row that does not fit keeps its anchor and its
-        pending tokens: the work is done, just not kept.
-        """
-        todo = [i for i, (tokens, _) in enumerate(pending) if tokens]
-        need = sum(len(pending[i][0]) for i in todo)
-        if not todo:
-            return
-        groups = [todo] if self.store.can_hold(need, self.trie.evictable_tokens) else [[i] for i in todo]
-        for group in groups:
-            counts = [len(pending[i][0]) for i in group]
-            if not self.store.can_hold(sum(counts), self.trie.evictable_tokens):
-                continue
-            slots = self.store.alloc(sum(counts), self._evict)
-            row_idx = np.repeat(np.asarray([rows[i] for i in group], dtype=np.int64), counts)
-            cols = np.concatenate([pending[i][1] for i in group])
-            self.store.write(slots, self._layers(cache), row_idx, cols)
-            offset = 0
-            for i, n in zip(group, counts):
-                child, dup = self.trie.insert(anchors[i], np.asarray(pending[i][0], dtype=np.int64), slots[offset : offset + n])
-                self.store.free(dup)
-                self.trie.lock(child)
-                self.trie.unlock(anchors[i])
-                anchors[i] = child
-                pending[i] = ((), np.zeros(0, np.int64))
-                offset += n
-
     def _retire(self, live: _Live, rows: list[int], tokens: list[list[int]], base_col: int) -> None:
-        """Hand the KV of finished rows to the trie and release their anchors.
+        """Hand the KV of finished rows to the prefix cache and release their anchors.
 
         A finished row has fed all its generated tokens but the last (rows decode in lockstep),
         at columns ``base_col`` onwards, after whatever prefill tokens are still pending.
         """
-        if self.cache_mode != "trie":
+        if not self.prefix.enabled:
             return
-        pending = [
+        pending = [  # per finished row: (tokens, cache columns [m]) not yet in the cache
             (live.pending[r][0] + tuple(t[:-1]), np.concatenate([live.pending[r][1], base_col + np.arange(len(t) - 1)]))
             for r, t in zip(rows, tokens)
         ]
         anchors = [live.anchors[r] for r in rows]
-        self._cache_tokens(live.cache, anchors, rows, pending)
-        for r, anchor in zip(rows, anchors):
-            live.anchors[r] = None
-            self.trie.unlock(anchor)
+        try:
+            self.prefix.store_pending(self._layers(live.cache), anchors, rows, pending)
+        finally:  # store_pending moves locks to deeper anchors: the live batch must hold the current ones
+            for r, anchor in zip(rows, anchors):
+                live.anchors[r] = anchor
+        for r in rows:  # one at a time, so an interrupt neither leaks a lock nor releases one twice
+            anchor, live.anchors[r] = live.anchors[r], None
+            self.prefix.release([anchor])
 
     def _observe(self, rows: int, width: int) -> None:
         """Report the KV held now (trie + live batch) to the ledgers' peak."""

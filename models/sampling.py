@@ -1,11 +1,14 @@
-"""Token sampling: temperature, top-k, top-p (nucleus), greedy at temperature 0.
+r"""Token sampling: temperature, top-k, top-p (nucleus), greedy at temperature 0.
 
 Given logits z over the vocabulary, the sampling distribution is
 
     q(v) ∝ exp(z_v / T) · [v ∈ top-k(z)] · [v ∈ nucleus_p(z / T)]
 
 where nucleus_p keeps the smallest set of most likely tokens whose mass reaches p. T = 0 is
-greedy (argmax). Node log-probabilities are always those of the *model* (T = 1, untruncated),
+greedy (argmax). A token is drawn by inverting the CDF: with :math:`C_v = \sum_{u \le v} q(u)`
+and one uniform :math:`U` per row, the token is the first :math:`v` with :math:`C_v > U C_V`
+(one cumulative sum over the vocabulary, where ``torch.multinomial`` draws an exponential
+variate per token: about 20x the work at SmolLM2's 49,152 tokens). Node log-probabilities are always those of the *model* (T = 1, untruncated),
 so scores stay comparable across sampling settings.
 """
 
@@ -63,5 +66,12 @@ class Sampling:
             mass_before = torch.cumsum(probs, dim=-1) - probs  # mass of strictly better tokens
             sorted_z = sorted_z.masked_fill(mass_before >= self.top_p, float("-inf"))
             z = torch.full_like(z, float("-inf")).scatter(-1, order, sorted_z)
-        probs = torch.softmax(z, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        probs = torch.softmax(z, dim=-1)  # [R, V]
+        cdf = torch.cumsum(probs, dim=-1)  # [R, V]
+        u = torch.rand((probs.shape[0], 1), generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # [R, 1]
+        tokens = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)  # [R, 1]
+        # rounding can land U C_V on the final plateau of zero-probability tokens; take the mode there
+        stray = probs.gather(-1, tokens) == 0  # [R, 1]
+        if bool(stray.any()):
+            tokens = torch.where(stray, probs.argmax(dim=-1, keepdim=True), tokens)
+        return tokens.squeeze(-1)

@@ -181,9 +181,9 @@ def test_aggregation_modes_rank_paths_as_defined(path, best):
 def test_beam_keeps_width_beams_by_path_score(lm, aggregation):
     width, expansions = 3, 2
     result = ponder.search(
-        "beam", lm, LETTERS, PROMPT, width=width, expansions=expansions, stop="e", step_tokens=6, max_new_tokens=16, aggregation=aggregation, seed=3
+        "beam", lm, LETTERS, PROMPT, width=width, expansions=expansions, stop="e", step_tokens=6, max_new_tokens=16, aggregation=aggregation, seed=1
     )
-    assert result.info["depths"][0]["completed"] > 0  # an answer completed early: fewer beams kept
+    assert result.info["depths"][0]["completed"] > 0  # seed 1: an answer completes at depth 1, so fewer beams are kept
     tree = result.tree
     for node in tree[1:]:  # path scores follow the definition
         steps = [n.scores["letters"] for n in node.path()[1:]]
@@ -260,14 +260,18 @@ def test_allocate_properties(rewards, width, temperature):
     assert np.all(np.diff(counts[order]) >= -1)  # a better reward never gets fewer children by more than rounding
 
 
-def test_rebase_allots_children_by_allocate(lm):
+@pytest.mark.parametrize("seed, shape", [(1, "an answer completes at depth 1"), (7, "unequal counts [1, 1, 4] at depth 2")])
+def test_rebase_allots_children_by_allocate(lm, seed, shape):
     width, T = 6, 0.05
-    result = ponder.search("rebase", lm, LETTERS, PROMPT, width=width, balance_temperature=T, stop="e", step_tokens=6, max_new_tokens=12, seed=3)
-    assert 0 < result.info["depths"][0]["completed"] < width  # answers complete at different depths
+    result = ponder.search("rebase", lm, LETTERS, PROMPT, width=width, balance_temperature=T, stop="e", step_tokens=6, max_new_tokens=12, seed=seed)
     by_depth = collections.defaultdict(list)
     for node in result.tree[1:]:
         by_depth[node.depth].append(node)
     assert len(by_depth[1]) == width
+    if seed == 1:
+        assert 0 < result.info["depths"][0]["completed"] < width, shape
+    else:
+        assert sorted(collections.Counter(n.parent.id for n in by_depth[2]).values()) == [1, 1, 4], shape
     completed = 0
     for depth in sorted(by_depth)[:-1]:
         level = by_depth[depth]
