@@ -9,43 +9,80 @@ The public API, in one place::
                            budget=ponder.Budget(tokens=512), width=2, expansions=2)
     result.answer, result.ledger
 
-``ponder.search`` is both the package of algorithms and the function that runs one.
+``ponder.search`` is both the package of algorithms and the function that runs one
+(:func:`ponder.api.run`). Everything a search spends is charged to a :class:`Ledger`; a
+:class:`Budget` caps it.
 
-Everything a search spends is charged to a :class:`Ledger`; a :class:`Budget` caps it.
+Names resolve lazily: ``import ponder`` (and so ``import ponder.search.protocols``) loads only
+the search package's table of contents; the models, verifiers and algorithms load when first
+used.
 """
 
-from ponder import search, verifiers
-from ponder.search import ALGORITHMS, SearchResult
-from ponder.search.ledger import Budget, Ledger
-from ponder.search.protocols import ConfigError, Node, PonderError, SearchInterrupted, Step
-from ponder.verifiers import VerifierError, verifier
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
 
 __version__ = "0.1.0"
 
 
-def load(name_or_path: str = "smollm2", **kwargs):
-    """Load a generator by name ("smollm2") or from a local Hugging Face directory.
+def _make_search_callable() -> None:
+    """Give ``ponder.search`` the front door's call (its package stays free of front-door imports)."""
+    search = importlib.import_module("ponder.search")
 
-    See :func:`ponder.models.load` for the options.
-    """
-    from ponder.models import load as _load
+    class _Search(type(search)):
+        def __call__(self, *args: Any, **kwargs: Any):
+            from ponder.api import run
 
-    return _load(name_or_path, **kwargs)
+            return run(*args, **kwargs)
+
+        @property
+        def run(self):
+            from ponder.api import run
+
+            return run
+
+    search.__class__ = _Search
 
 
-__all__ = [
-    "ALGORITHMS",
-    "Budget",
-    "ConfigError",
-    "Ledger",
-    "Node",
-    "PonderError",
-    "SearchInterrupted",
-    "SearchResult",
-    "Step",
-    "VerifierError",
-    "load",
-    "search",
-    "verifier",
-    "verifiers",
-]
+_make_search_callable()
+
+# public name -> (module, attribute)
+_LAZY = {
+    "ALGORITHMS": ("ponder.search", "ALGORITHMS"),
+    "Budget": ("ponder.search.ledger", "Budget"),
+    "ConfigError": ("ponder.search.errors", "ConfigError"),
+    "Ledger": ("ponder.search.ledger", "Ledger"),
+    "Node": ("ponder.search.protocols", "Node"),
+    "PonderError": ("ponder.search.errors", "PonderError"),
+    "SearchCancelled": ("ponder.search.errors", "SearchCancelled"),
+    "SearchInterrupted": ("ponder.search.errors", "SearchInterrupted"),
+    "SearchResult": ("ponder.search.result", "SearchResult"),
+    "State": ("ponder.search.protocols", "State"),
+    "Step": ("ponder.search.protocols", "Step"),
+    "VerifierError": ("ponder.search.verify", "VerifierError"),
+    "load": ("ponder.api", "load"),
+    "run": ("ponder.api", "run"),
+    "verifier": ("ponder.verifiers", "verifier"),
+    "verifiers": ("ponder.verifiers", None),
+    "models": ("ponder.models", None),
+    "kernels": ("ponder.kernels", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attribute is None else getattr(module, attribute)
+        setattr(sys.modules[__name__], name, value)
+        return value
+    raise AttributeError(f"module 'ponder' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["search", *sorted(_LAZY)]

@@ -16,10 +16,14 @@ Each is associative, so :math:`S_t = \mathrm{agg}(S_{t-1}, s_t)` is computed inc
 (stored as ``node.meta["path_score"]``).
 
 Children that finish (EOS, ``max_new_tokens``, context full) leave the beam and become
-*completed candidates*; of the open children, the :math:`\text{width} - |\text{completed}|`
-highest path scores become the next beams, so completed plus open beams never exceed ``width``.
-The search stops when ``width`` candidates have completed, when no open beam remains, after
-``max_steps`` depths, or when the budget runs out (checked after every depth).
+*completed candidates*; of the open children, the :math:`\max(0, \text{width} - |\text{completed}|)`
+highest path scores become the next beams. Open beams therefore never exceed what the width has
+left, but completed candidates may exceed ``width``: several children of one depth can finish
+together, and all of them are kept (they are paid for). The search stops when ``width``
+candidates have completed, when no open beam remains, after ``max_steps`` depths, or when the
+budget runs out. Each depth is cut to what the budget has left (every child's step to
+:math:`\lceil \text{tokens left} / \text{children} \rceil` tokens, the children to the
+nodes left), so the search ends within a few tokens of a token cap.
 
 Final ranking: completed candidates first, ranked with ``ranking="outcome"`` (default) by the
 verifier's score of the complete answer (the score of its last node: the verifier judging the
@@ -34,11 +38,11 @@ import dataclasses
 import math
 from typing import Any, Callable, Sequence
 
-import ponder.verifiers as pv
+from ponder.search.config import SamplingConfig, check_int, check_option, stop_strings
 from ponder.search.ledger import Budget, Ledger
-from ponder.search.protocols import Node, SearchInterrupted, Step
+from ponder.search.protocols import Node, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.scoring import check_int, check_option, SamplingConfig, resolve_verifier, stop_strings
+from ponder.search.verify import require_verifier, score_states
 
 NAME = "beam"
 AGGREGATIONS = ("last", "min", "product")
@@ -107,18 +111,21 @@ def run(
     budget: Budget | None = None,
     config: BeamConfig | None = None,
     progress: Callable[[Ledger, Budget | None], None] | None = None,
+    cancel: Any = None,
 ) -> SearchResult:
     """Step-level beam search.
 
     Args:
         generator: a text generator (``root``, ``expand``), e.g. :class:`ponder.models.LM`.
-        verifier: a process verifier (scores partial answers), a registered name, or a function
-            ``fn(prompt, text) -> float`` (wrapped as a process verifier). An outcome verifier is
-            accepted too and judges each partial answer as it stands.
+        verifier: a process verifier (scores partial answers); ``ponder.search`` also takes a
+            registered name or a function ``fn(prompt, text) -> float`` (wrapped as a process
+            verifier). An outcome verifier is accepted too and judges each partial answer as it
+            stands.
         prompt: the prompt.
         budget: caps on what the search may spend.
         config: a :class:`BeamConfig` (default: its defaults).
         progress: called as ``progress(ledger, budget)`` after every depth.
+        cancel: an event (``is_set()``) that ends the search at its next depth.
 
     Returns:
         A :class:`SearchResult` ranked as the module docstring says; ``info["depths"]`` lists,
@@ -127,53 +134,54 @@ def run(
     Raises:
         VerifierError: the verifier failed; its ``partial`` holds the tree so far, with the
             completed candidates and the current beams as candidates.
+        SearchCancelled: Ctrl-C or ``cancel``; its ``partial`` likewise.
     """
     config = config or BeamConfig()
-    verifier = resolve_verifier(verifier, algorithm="beam search", kind="process")
-    trace = Trace(NAME, config, budget, progress)
-    step = Step(max_tokens=config.step_tokens, stop=config.stop)
+    verifier = require_verifier(verifier, algorithm="beam search")
+    trace = Trace(NAME, config, budget, progress, cancel)
     beams: list[Node] = []  # open partial answers, best first
     completed: list[Node] = []  # finished answers, in completion order
-    children: list[Node] = []
+    children: list[Node] = []  # the depth in flight, unscored
     depths: list[dict] = []
     stopped = "done"
-    try:
-        with trace.ledger.active():
-            root = generator.root(prompt)
-            trace.add([root])
-            beams = [root]
-            for depth in range(1, config.max_steps + 1):
-                # the root stands for `width` identical beams: it gets width * expansions children
-                k = config.expansions * (config.width if depth == 1 else 1)
-                expanded = generator.expand(beams, k, step=step, **config.sampling(depth - 1))
-                children = [child for kids in expanded for child in kids]  # [len(beams) * expansions]
-                trace.add(children)
 
-                step_scores = pv.score_nodes(verifier, children)  # [C]
-                for child, s in zip(children, step_scores):
-                    parent_score = child.parent.meta.get("path_score")
-                    path = [s] if parent_score is None else [parent_score, s]
-                    child.meta["path_score"] = aggregate(config.aggregation, path)
-
-                completed += [c for c in children if c.finished]
-                open_children = [c for c in children if not c.finished]
-                keep = max(0, config.width - len(completed))
-                beams = sorted(open_children, key=_path_score, reverse=True)[:keep]
-                depths.append({"depth": depth, "children": len(children), "completed": len(completed), "beams": len(beams)})
-                children = []
-
-                cap = trace.step_done()
-                if not beams:
-                    break
-                if cap is not None:
-                    stopped = cap
-                    break
-    except SearchInterrupted as err:
+    def partial():
         nodes, scores = _ranked(completed, [b for b in beams if b.depth > 0], config, verifier)
         if not nodes:  # nothing scored yet: the unscored children of the failed depth
             nodes, scores = children, [math.nan] * len(children)
-        err.partial = trace.partial(nodes, scores, info={"depths": depths})
-        raise
+        return nodes, scores, {"depths": depths}
+
+    with trace.running(partial):
+        root = generator.root(prompt)
+        trace.add([root])
+        beams = [root]
+        for depth in range(1, config.max_steps + 1):
+            # the root stands for `width` identical beams: it gets width * expansions children
+            counts = trace.cut_counts([config.expansions * (config.width if depth == 1 else 1)] * len(beams))  # [len(beams)]
+            step = Step(max_tokens=trace.step_tokens(int(counts.sum()), config.step_tokens), stop=config.stop)
+            expanded = generator.expand(beams, counts.tolist(), step=step, **config.sampling(depth - 1))
+            children = [child for kids in expanded for child in kids]  # [C]
+            trace.add(children)
+
+            step_scores = score_states(verifier, children)  # [C]
+            for child, s in zip(children, step_scores):
+                parent_score = child.parent.meta.get("path_score")
+                path = [s] if parent_score is None else [parent_score, s]
+                child.meta["path_score"] = aggregate(config.aggregation, path)
+
+            completed += [c for c in children if c.finished]
+            open_children = [c for c in children if not c.finished]
+            keep = max(0, config.width - len(completed))
+            beams = sorted(open_children, key=_path_score, reverse=True)[:keep]
+            depths.append({"depth": depth, "children": len(children), "completed": len(completed), "beams": len(beams)})
+            children = []
+
+            cap = trace.step_done()
+            if not beams:
+                break
+            if cap is not None:
+                stopped = cap
+                break
 
     nodes, scores = _ranked(completed, beams, config, verifier)
     return trace.result(nodes, scores, stopped, info={"depths": depths, "completed": len(completed)})

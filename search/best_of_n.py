@@ -17,9 +17,11 @@ Ranking details (ties, candidates without an answer) are in :mod:`ponder.search.
 Samples are drawn in batches: all N in one ``expand`` of the root (``k = N``, the prompt's KV
 shared by every sample) unless ``batch`` is set, or a budget is given. Under a token budget a
 batch holds at most :math:`\lceil \text{tokens left} / \text{max\_new\_tokens} \rceil` samples
-(under a node budget at most the nodes left), so the search overshoots a token cap by less than
-one sample and stops cleanly with the best of what it drew. Each batch is scored as soon as it
-is drawn (one verifier call per batch).
+(under a node budget at most the nodes left), and each of its samples is cut to
+:math:`\lceil \text{tokens left} / k \rceil` tokens, so the search ends within :math:`k` tokens
+of a token cap and stops cleanly with the best of what it drew (a sample cut short is unfinished
+and ranked like the others). Each batch is scored as soon as it is drawn (one verifier call per
+batch).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import dataclasses
 import math
 from typing import Any, Callable
 
-import ponder.verifiers as pv
+from ponder.search.config import SamplingConfig, check_int, check_option
 from ponder.search.ledger import Budget, Ledger
-from ponder.search.protocols import Node, SearchInterrupted, Step
+from ponder.search.protocols import Node, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.scoring import SELECTIONS, TRUNCATED, answer_extractor, check_int, check_option, rank, SamplingConfig, resolve_verifier
+from ponder.search.scoring import SELECTIONS, TRUNCATED, answer_extractor, rank
+from ponder.search.verify import require_verifier, score_states
 
 NAME = "best_of_n"
 MODES = SELECTIONS
@@ -76,17 +79,19 @@ def run(
     budget: Budget | None = None,
     config: BestOfNConfig | None = None,
     progress: Callable[[Ledger, Budget | None], None] | None = None,
+    cancel: Any = None,
 ) -> SearchResult:
     """Best-of-N sampling.
 
     Args:
         generator: a text generator (``root``, ``expand``), e.g. :class:`ponder.models.LM`.
-        verifier: an outcome verifier, a registered name, a function ``fn(prompt, text) -> float``,
-            or None (``mode="majority"`` only).
+        verifier: an outcome verifier, or None (``mode="majority"`` only); ``ponder.search``
+            also takes a registered name or a function ``fn(prompt, text) -> float``.
         prompt: the prompt.
         budget: caps on what the search may spend.
         config: a :class:`BestOfNConfig` (default: its defaults).
         progress: called as ``progress(ledger, budget)`` after every batch.
+        cancel: an event (``is_set()``) that ends the search at its next batch.
 
     Returns:
         A :class:`SearchResult`: candidates are all samples, ranked by ``mode``; ``scores`` are
@@ -95,57 +100,55 @@ def run(
 
     Raises:
         VerifierError: the verifier failed; its ``partial`` holds the samples drawn so far.
+        SearchCancelled: Ctrl-C or ``cancel``; its ``partial`` likewise.
     """
     config = config or BestOfNConfig()
-    verifier = resolve_verifier(verifier, algorithm=f"best_of_n (mode={config.mode!r})", required=config.mode != "majority")
-    trace = Trace(NAME, config, budget, progress)
-    step = Step(max_tokens=config.max_new_tokens)
+    verifier = require_verifier(verifier, algorithm=f"best_of_n (mode={config.mode!r})", required=config.mode != "majority")
+    trace = Trace(NAME, config, budget, progress, cancel)
     samples: list[Node] = []
     scores: list[float] = []  # verifier scores of samples[:len(scores)]
     stopped = "done"
-    try:
-        with trace.ledger.active():
-            root = generator.root(prompt)
-            trace.add([root])
-            call = 0
-            while len(samples) < config.n:
-                k = _batch_size(config, len(samples), trace.ledger, budget)
-                batch = generator.expand([root], k, step=step, **config.sampling(call))[0]
-                call += 1
-                trace.add(batch)
-                samples += batch
-                if verifier is not None:
-                    scores += pv.score_nodes(verifier, batch).tolist()
-                cap = trace.step_done()
-                if cap is not None and len(samples) < config.n:
-                    stopped = cap
-                    break
-    except SearchInterrupted as err:
-        err.partial = _partial(trace, samples, scores, config, verifier)
-        raise
+    with trace.running(lambda: _partial(samples, scores, config, verifier)):
+        root = generator.root(prompt)
+        trace.add([root])
+        call = 0
+        while len(samples) < config.n:
+            k = _batch_size(config, len(samples), trace)
+            step = Step(max_tokens=trace.step_tokens(k, config.max_new_tokens))
+            batch = generator.expand([root], k, step=step, **config.sampling(call))[0]
+            call += 1
+            trace.add(batch)
+            samples += batch
+            if verifier is not None:
+                scores += score_states(verifier, batch).tolist()
+            cap = trace.step_done()
+            if cap is not None and len(samples) < config.n:
+                stopped = cap
+                break
 
     ranking = rank(samples, scores if verifier is not None else None, mode=config.mode, extract=answer_extractor(verifier), truncated=config.truncated)
     return trace.result(ranking.nodes, ranking.scores, stopped, info={"votes": ranking.votes, "samples": len(samples)})
 
 
-def _batch_size(config: BestOfNConfig, drawn: int, ledger: Ledger, budget: Budget | None) -> int:
+def _batch_size(config: BestOfNConfig, drawn: int, trace: Trace) -> int:
     """Samples in the next generator call: the rest, capped by ``batch`` and by what the budget has left."""
     k = config.n - drawn
     if config.batch is not None:
         k = min(k, config.batch)
-    if budget is not None and budget.tokens is not None:
-        tokens_left = budget.tokens - ledger.generated_tokens
+    tokens_left = trace.ledger.left(trace.budget, "tokens")
+    if tokens_left != math.inf:
         k = min(k, max(1, math.ceil(tokens_left / config.max_new_tokens)))
-    if budget is not None and budget.nodes is not None:
-        k = min(k, max(1, budget.nodes - ledger.nodes))
-    return k
+    return int(trace.cut_counts([k])[0])
 
 
-def _partial(trace: Trace, samples: list[Node], scores: list[float], config: BestOfNConfig, verifier: Any) -> SearchResult:
+def _partial(samples: list[Node], scores: list[float], config: BestOfNConfig, verifier: Any) -> tuple[list, list, dict]:
     """The samples so far: the scored ones ranked, then the unscored batch (score NaN)."""
     scored, unscored = samples[: len(scores)], samples[len(scores) :]
     nodes, ranked_scores, votes = [], [], {}
     if scored:
         ranking = rank(scored, scores, mode=config.mode, extract=answer_extractor(verifier), truncated=config.truncated)
         nodes, ranked_scores, votes = ranking.nodes, ranking.scores, ranking.votes
-    return trace.partial(nodes + unscored, ranked_scores + [math.nan] * len(unscored), info={"votes": votes, "samples": len(samples)})
+    elif verifier is None and samples:  # majority without a verifier: every sample votes
+        ranking = rank(samples, None, mode=config.mode, extract=answer_extractor(None), truncated=config.truncated)
+        return ranking.nodes, ranking.scores, {"votes": ranking.votes, "samples": len(samples)}
+    return nodes + unscored, ranked_scores + [math.nan] * len(unscored), {"votes": votes, "samples": len(samples)}

@@ -1,66 +1,171 @@
 """What flows between generators, verifiers and searches.
 
 Searches speak only to these protocols; ``ponder.models`` and ``ponder.verifiers`` implement
-them. Nothing here imports torch.
+them. Nothing here imports torch, and importing this module loads no algorithm.
 
-Text states are :class:`Node` objects: a node is a position in the token trie of its generator
-(prompt + generated tokens) plus what a search needs to know about it. Other state kinds
-(diffusion latents, simulator snapshots, tool-call lists) get their own node types with their
-family's issue; the generic parts (``parent``, ``depth``, ``scores``) are shared by name.
+States. Every search state is a :class:`State`: its parent, depth, whether it is finished, the
+model's and the proposal's log-probabilities, a path cost, verifier scores, free annotations and
+a dense per-search ``index``. A state's :attr:`~State.candidate` is what a verifier judges.
+Each kind of generator has its subclass:
+
+==============  =========================================  ==================================
+subclass        what it adds                               issue
+==============  =========================================  ==================================
+:class:`Node`   a position in a token trie: tokens, text   text searches (LM)
+latent          x_t, t, x0 prediction                      particle steering (diffusion)
+simulator       snapshot, frame, reward                    Go-Explore
+tool call       the call made and its result               A* over tool calls
+==============  =========================================  ==================================
+
+(the last three arrive with their families' issues, on this base).
+
+Generators answer one expansion protocol (:class:`Expander`): ``root(...)`` makes the depth-0
+state and ``expand(states, k=1, *, actions=None, **options)`` its successors, ``out[i][j]``
+being the j-th child of ``states[i]``. ``k`` children are *sampled* per state, or, with
+``actions``, the successors named by ``actions[i]`` (a simulator action, a tool call, tokens to
+append) are made, one per action. Token-level extras (``next_token_logprobs``) are the
+:class:`TokenGenerator` sub-protocol of language models.
+
+Verifiers score candidates in batches (:class:`Verifier`): ``score(prompts, candidates)``,
+higher is better. For text states the candidate is the generated text, so a verifier written as
+``fn(prompt, text)`` keeps working; an image, a tool trace or a simulator state is judged the
+same way once its state type says what its candidate is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-import numpy as np
+from ponder.search.errors import ConfigError, PonderError, SearchCancelled, SearchInterrupted, check_choice
 
-_ids = itertools.count()
-
-
-class PonderError(Exception):
-    """Base class of ponder's errors."""
-
-
-class ConfigError(PonderError, ValueError):
-    """A bad configuration value (unknown option, negative width, ...)."""
-
-
-class SearchInterrupted(PonderError):
-    """Raised out of a search when a component fails mid-way.
-
-    Attributes:
-        partial: the search's result so far (best candidates, tree, ledger), so nothing
-            already computed is lost. Set by the search before the error propagates.
-    """
-
-    partial: Any = None
+__all__ = [
+    "ConfigError",
+    "Expander",
+    "FINISH_REASONS",
+    "Generator",
+    "KINDS",
+    "Node",
+    "PonderError",
+    "SearchCancelled",
+    "SearchInterrupted",
+    "State",
+    "Step",
+    "TokenGenerator",
+    "Verifier",
+    "check_choice",
+]
 
 FINISH_REASONS = ("eos", "stop", "length", "max_new_tokens", "context")
 
 
-@dataclasses.dataclass(eq=False, repr=False)
-class Node:
-    """A text state: a prompt and what has been generated after it, in steps.
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
+class State:
+    r"""A search state of any kind (the base of every generator's states).
 
     Attributes:
+        prompt: what the search is conditioned on (the user's prompt, a puzzle, a class label);
+            verifiers receive it beside the candidate.
+        parent: the state this one was expanded from (None for a root).
+        depth: expansions from the root (the root has depth 0).
+        finished: True when no successor may follow (an answer ended, a terminal state).
+        logprob: :math:`\log p` of the path under the model (0 where there is no model).
+        proposal_logprob: :math:`\log q` of the path under the proposal that drew it (tempered,
+            truncated or masked sampling), or None when the proposal is the model itself.
+            SMC and FK weights need :math:`\log p - \log q` (:attr:`log_weight_correction`).
+        cost: the path cost :math:`g` (A*'s accumulated step costs).
+        scores: verifier scores cached by verifier name, so no state is scored twice.
+        meta: free-form annotations by searches and generators.
+        index: the state's dense index in the search that created it (0 for its root, then in
+            creation order), assigned by the search's :class:`~ponder.search.result.Trace`;
+            None for a state made outside a search. Kernels may store it as a handle.
+    """
+
+    prompt: Any = None
+    parent: "State | None" = None
+    depth: int = 0
+    finished: bool = False
+    logprob: float = 0.0
+    proposal_logprob: float | None = None
+    cost: float = 0.0
+    scores: dict[str, Any] = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    index: int | None = None
+
+    @property
+    def id(self) -> int | None:
+        """The state's dense per-search index (another name of :attr:`index`)."""
+        return self.index
+
+    @property
+    def candidate(self) -> Any:
+        """What a verifier judges: the state itself here; subclasses narrow it (text, image, trace)."""
+        return self
+
+    @property
+    def log_weight_correction(self) -> float:
+        r""":math:`\log p - \log q` of the path (0 when the proposal is the model)."""
+        return 0.0 if self.proposal_logprob is None else self.logprob - self.proposal_logprob
+
+    def path(self) -> list["State"]:
+        """Root-to-self list of states."""
+        out, state = [], self
+        while state is not None:
+            out.append(state)
+            state = state.parent
+        return out[::-1]
+
+    def as_dict(self) -> dict:
+        """The state's own fields as plain values (the parent as its index)."""
+        out = {"index": self.index, "parent": None if self.parent is None else self.parent.index}
+        for field in dataclasses.fields(self):
+            if field.name in ("parent", "index", "prompt"):
+                continue
+            out[field.name] = plain_data(getattr(self, field.name))
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(index={self.index}, depth={self.depth}, finished={self.finished}, logprob={self.logprob:.2f})"
+
+
+def plain_data(value: Any) -> Any:
+    """``value`` as JSON-ready data: tuples as lists, non-finite floats as None, objects as repr."""
+    if isinstance(value, dict):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # numpy scalars
+        return plain_data(value.item())
+    if isinstance(value, float) or hasattr(value, "__float__"):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return repr(value)
+        return number if number == number and abs(number) != float("inf") else None
+    return repr(value)
+
+
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
+class Node(State):
+    """A text state: a prompt and what has been generated after it, in steps.
+
+    Attributes (beyond :class:`State`'s):
         tokens: the whole sequence, prompt included.                      # [T]
         prompt_len: how many of ``tokens`` are the prompt.
         prompt: the user's prompt text (before any chat template).
-        text: the generated text after the prompt (all steps).
+        text: the generated text after the prompt (all steps): the :attr:`candidate`.
         step_tokens: the tokens of the last step.                          # [S]
         step_text: the text of the last step.
-        logprob: sum of log p(token) over all generated tokens, under the sampling model.
+        logprob: sum of log p(token) over all generated tokens, under the model (T = 1,
+            untruncated).
         step_logprob: the same over the last step.
-        depth: steps from the root (the root, the bare prompt, has depth 0).
-        finished: True when no further step may follow (EOS, context full, max length).
+        proposal_logprob: sum of log q(token) under the distribution the tokens were drawn from
+            (temperature, top-k/p and any logits hook applied); None for the root.
+        step_proposal_logprob: the same over the last step.
         finish_reason: why the last step ended: one of ``FINISH_REASONS`` ("stop" and
             "length" end a step but not the answer) or None for the root.
-        parent: the node this one was expanded from.
-        scores: verifier scores cached by verifier name, so no node is scored twice.
-        meta: free-form annotations by searches (e.g. the answer a majority vote extracted).
     """
 
     tokens: tuple[int, ...]
@@ -69,39 +174,49 @@ class Node:
     text: str = ""
     step_tokens: tuple[int, ...] = ()
     step_text: str = ""
-    logprob: float = 0.0
     step_logprob: float = 0.0
-    depth: int = 0
-    finished: bool = False
+    step_proposal_logprob: float | None = None
     finish_reason: str | None = None
-    parent: "Node | None" = None
-    scores: dict[str, Any] = dataclasses.field(default_factory=dict)
-    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
-    id: int = dataclasses.field(default_factory=lambda: next(_ids))
+
+    @property
+    def candidate(self) -> str:
+        """The generated text after the prompt (what text verifiers judge)."""
+        return self.text
 
     @property
     def n_generated(self) -> int:
         return len(self.tokens) - self.prompt_len
 
-    def path(self) -> list["Node"]:
-        """Root-to-self list of nodes."""
-        out, node = [], self
-        while node is not None:
-            out.append(node)
-            node = node.parent
-        return out[::-1]
+    def as_dict(self) -> dict:
+        out = {
+            "id": self.index,
+            "parent": None if self.parent is None else self.parent.index,
+            "depth": self.depth,
+            "text": self.text,
+            "step_text": self.step_text,
+            "n_generated": self.n_generated,
+            "step_tokens": len(self.step_tokens),
+            "logprob": plain_data(self.logprob),
+            "proposal_logprob": plain_data(self.proposal_logprob),
+            "cost": plain_data(self.cost),
+            "finished": self.finished,
+            "finish_reason": self.finish_reason,
+            "scores": plain_data(self.scores),
+            "meta": plain_data(self.meta),
+        }
+        return out
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) < 60 else self.text[:28] + " ... " + self.text[-27:]
         return (
-            f"Node(id={self.id}, depth={self.depth}, tokens={len(self.tokens)}, logprob={self.logprob:.2f}, "
+            f"Node(id={self.index}, depth={self.depth}, tokens={len(self.tokens)}, logprob={self.logprob:.2f}, "
             f"finished={self.finished}, text={text!r})"
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """Where one expansion step ends: at the first stop string, after ``max_tokens``, or at EOS.
+    """Where one text expansion step ends: at the first stop string, after ``max_tokens``, or at EOS.
 
     Args:
         max_tokens: the most tokens one step may generate.
@@ -115,8 +230,8 @@ class Step:
     min_tokens: int = 0
 
     def __post_init__(self):
-        if self.max_tokens < 1:
-            raise ConfigError(f"Step.max_tokens must be >= 1, got {self.max_tokens}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ConfigError(f"Step.max_tokens must be an integer >= 1, got {self.max_tokens!r}")
         if not 0 <= self.min_tokens <= self.max_tokens:
             raise ConfigError(f"Step.min_tokens must be in [0, max_tokens={self.max_tokens}], got {self.min_tokens}")
         if isinstance(self.stop, str):
@@ -126,21 +241,28 @@ class Step:
 
 
 @runtime_checkable
-class Generator(Protocol):
-    """A language-model generator over a shared token trie (see ``ponder.models.lm``)."""
+class Expander(Protocol):
+    """The expansion protocol every search drives (any generator: LM, diffusion, simulator, tools)."""
 
-    def root(self, prompt: str, *, chat: str = "auto") -> Node:
-        """The depth-0 node of ``prompt`` (chat template applied when ``chat`` says so)."""
+    def root(self, prompt: Any, **options) -> State:
+        """The depth-0 state of ``prompt``."""
 
-    def expand(self, nodes: Sequence[Node], k: int | Sequence[int] = 1, *, step: Step | None = None, **sampling) -> list[list[Node]]:
-        """k sampled continuation steps of every node (or ``k[i]`` of ``nodes[i]``): ``out[i][j]`` is the j-th child of ``nodes[i]``."""
+    def expand(self, states: Sequence[State], k: int | Sequence[int] = 1, *, actions: Sequence[Sequence[Any]] | None = None, **options) -> list[list[State]]:
+        """Successors of every state: ``k`` sampled (or ``k[i]`` for ``states[i]``), or one per
+        action of ``actions[i]``; ``out[i][j]`` is the j-th child of ``states[i]``."""
 
-    def next_token_logprobs(self, nodes: Sequence[Node]) -> np.ndarray:
+
+@runtime_checkable
+class TokenGenerator(Expander, Protocol):
+    """A language model over a shared token trie (see ``ponder.models.lm``): the expansion
+    protocol on :class:`Node` states (``expand(..., step=Step(...))``; ``actions[i]`` are token
+    sequences to append) plus token-level access."""
+
+    def next_token_logprobs(self, nodes: Sequence[Node]) -> Any:
         """log p(next token | node) for every node.                          # [B, V]"""
 
-    def extend(self, nodes: Sequence[Node], tokens: Sequence[Sequence[int]]) -> list[Node]:
-        """Append given tokens to each node (one step each), computing their KV."""
 
+Generator = TokenGenerator  # the name searches used before the protocol was generic
 
 KINDS = ("outcome", "process", "token")
 
@@ -150,18 +272,12 @@ class Verifier(Protocol):
     """Scores candidates in batches; higher is better.
 
     ``kind`` is "outcome" (whole answers), "process" (partial answers / steps) or "token"
-    (a vector over the vocabulary for one prefix).
+    (a vector over the vocabulary for one prefix). A candidate is whatever the states being
+    judged hold (:attr:`State.candidate`): a text for LM states.
     """
 
     name: str
     kind: str
 
-    def score(self, prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-        """One float per (prompt, text) pair.                                # [B]"""
-
-
-def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise a ConfigError listing them."""
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; valid choices: {', '.join(map(str, choices))}")
-    return value
+    def score(self, prompts: Sequence[Any], candidates: Sequence[Any]) -> Any:
+        """One float per (prompt, candidate) pair.                           # [B]"""

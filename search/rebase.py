@@ -21,7 +21,10 @@ children are pruned. A small :math:`T` concentrates the width on the best-reward
 answers as :math:`T \to \infty`).
 
 The search stops when :math:`W` answers have completed (:math:`W' = 0`), when no open node is
-left, after ``max_steps`` depths, or when the budget runs out (checked after every depth).
+left, after ``max_steps`` depths, or when the budget runs out. Each depth is cut to what the
+budget has left (every child's step to :math:`\lceil \text{tokens left} / \text{children} \rceil`
+tokens, the allotment to the nodes left, largest counts first), so the search ends within a few
+tokens of a token cap.
 
 Final ranking: the completed answers, ranked with ``select`` (as best-of-N's ``mode``:
 "plain" by the verifier's score of the complete answer, "weighted" or "majority" by their
@@ -41,21 +44,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-import ponder.verifiers as pv
+from ponder.search.config import SamplingConfig, check_int, check_option, check_real, stop_strings
 from ponder.search.ledger import Budget, Ledger
-from ponder.search.protocols import Node, SearchInterrupted, Step
+from ponder.search.protocols import Node, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.scoring import (
-    SELECTIONS,
-    answer_extractor,
-    check_int,
-    check_option,
-    check_real,
-    rank,
-    resolve_verifier,
-    SamplingConfig,
-    stop_strings,
-)
+from ponder.search.scoring import SELECTIONS, answer_extractor, rank
+from ponder.search.verify import require_verifier, score_states
 
 NAME = "rebase"
 
@@ -137,18 +131,20 @@ def run(
     budget: Budget | None = None,
     config: RebaseConfig | None = None,
     progress: Callable[[Ledger, Budget | None], None] | None = None,
+    cancel: Any = None,
 ) -> SearchResult:
     """REBASE tree search.
 
     Args:
         generator: a text generator (``root``, ``expand``), e.g. :class:`ponder.models.LM`.
-        verifier: a process verifier (its score of a partial answer is the node's reward), a
-            registered name, or a function ``fn(prompt, text) -> float`` (wrapped as a process
-            verifier).
+        verifier: a process verifier (its score of a partial answer is the node's reward);
+            ``ponder.search`` also takes a registered name or a function
+            ``fn(prompt, text) -> float`` (wrapped as a process verifier).
         prompt: the prompt.
         budget: caps on what the search may spend.
         config: a :class:`RebaseConfig` (default: its defaults).
         progress: called as ``progress(ledger, budget)`` after every depth.
+        cancel: an event (``is_set()``) that ends the search at its next depth.
 
     Returns:
         A :class:`SearchResult` ranked as the module docstring says; ``info["depths"]`` lists,
@@ -157,47 +153,49 @@ def run(
 
     Raises:
         VerifierError: the verifier failed; its ``partial`` holds the tree so far.
+        SearchCancelled: Ctrl-C or ``cancel``; its ``partial`` likewise.
     """
     config = config or RebaseConfig()
-    verifier = resolve_verifier(verifier, algorithm="rebase", kind="process")
-    trace = Trace(NAME, config, budget, progress)
-    step = Step(max_tokens=config.step_tokens, stop=config.stop)
+    verifier = require_verifier(verifier, algorithm="rebase")
+    trace = Trace(NAME, config, budget, progress, cancel)
     frontier: list[Node] = []  # open nodes of the deepest level, in tree order
     counts = np.zeros(0, dtype=np.int64)  # children allotted to each frontier node   # [F]
     completed: list[Node] = []
-    children: list[Node] = []
+    children: list[Node] = []  # the depth in flight, unscored
     depths: list[dict] = []
     stopped = "done"
-    try:
-        with trace.ledger.active():
-            root = generator.root(prompt)
-            trace.add([root])
-            frontier, counts = [root], np.array([config.width])
-            for depth in range(1, config.max_steps + 1):
-                children = _expand(generator, frontier, counts, step, config, call=depth - 1)
-                trace.add(children)
 
-                rewards = pv.score_nodes(verifier, children)  # [C]
-                completed += [c for c in children if c.finished]
-                frontier = [c for c in children if not c.finished]
-                remaining = config.width - len(completed)  # W'
-                frontier_rewards = [r for c, r in zip(children, rewards) if not c.finished]  # [F]
-                counts = allocate(frontier_rewards, remaining, config.balance_temperature) if frontier else counts[:0]
-                depths.append({"depth": depth, "children": len(children), "completed": len(completed), "allocation": counts.tolist()})
-                children = []
-
-                cap = trace.step_done()
-                if remaining <= 0 or not frontier:
-                    break
-                if cap is not None:
-                    stopped = cap
-                    break
-    except SearchInterrupted as err:
+    def partial():
         nodes, scores = _ranked(completed, [n for n in frontier if n.depth > 0], config, verifier)
         if not nodes:  # nothing scored yet: the unscored children of the failed depth
             nodes, scores = children, [math.nan] * len(children)
-        err.partial = trace.partial(nodes, scores, info={"depths": depths})
-        raise
+        return nodes, scores, {"depths": depths}
+
+    with trace.running(partial):
+        root = generator.root(prompt)
+        trace.add([root])
+        frontier, counts = [root], np.array([config.width])
+        for depth in range(1, config.max_steps + 1):
+            counts = trace.cut_counts(counts)  # [F]
+            step = Step(max_tokens=trace.step_tokens(int(counts.sum()), config.step_tokens), stop=config.stop)
+            children = _expand(generator, frontier, counts, step, config, call=depth - 1)
+            trace.add(children)
+
+            rewards = score_states(verifier, children)  # [C]
+            completed += [c for c in children if c.finished]
+            frontier = [c for c in children if not c.finished]
+            remaining = config.width - len(completed)  # W'
+            frontier_rewards = [r for c, r in zip(children, rewards) if not c.finished]  # [F]
+            counts = allocate(frontier_rewards, remaining, config.balance_temperature) if frontier else counts[:0]
+            depths.append({"depth": depth, "children": len(children), "completed": len(completed), "allocation": counts.tolist()})
+            children = []
+
+            cap = trace.step_done()
+            if remaining <= 0 or not frontier:
+                break
+            if cap is not None:
+                stopped = cap
+                break
 
     nodes, scores = _ranked(completed, frontier, config, verifier)
     return trace.result(nodes, scores, stopped, info={"depths": depths, "completed": len(completed)})

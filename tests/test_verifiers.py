@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import itertools
 import math
 import pathlib
 import re
@@ -23,8 +24,12 @@ if not DATA.exists():  # the checkout may live elsewhere; the data folder is /wo
     DATA = pathlib.Path("/work/shared/data")
 
 
+_INDICES = itertools.count()
+
+
 def node(text: str, prompt: str = "q") -> Node:
-    return Node(tokens=(1, 2, 3), prompt_len=1, prompt=prompt, text=text)
+    """A text state as a search's Trace would hold it (with its dense index)."""
+    return Node(tokens=(1, 2, 3), prompt_len=1, prompt=prompt, text=text, index=next(_INDICES))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-r"""Final-answer extraction and the ``math_answer`` verifier (GSM8K-style numeric answers).
+r"""The ``math_answer`` verifier (GSM8K-style numeric answers), on the answer extraction of
+:mod:`ponder.search.answers`.
 
 :func:`extract_answer` finds the final number of a solution, trying in order:
 
@@ -23,92 +24,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ponder.search.answers import extract_answer, normalize_number  # noqa: F401 - re-exported
 from ponder.search.protocols import KINDS, ConfigError, check_choice
 from ponder.verifiers.base import Verifier, VerifierError
 
 __all__ = ["extract_answer", "normalize_number", "math_answer", "MathAnswer"]
-
-# sign, optional currency, then 1,234,567.89 | 1234.5 | .5.
-# A sign counts only when not glued to a word or number (2019-2020); digits never continue one.
-_NUMBER = (
-    r"(?:(?<![\w.])(?P<sign>[-\u2212]))?\s?\\?\$?\s?"
-    r"(?<![\w.])(?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d,]*\d)"
-)
-_ANY_NUMBER = re.compile(_NUMBER)
-_GSM8K = re.compile(r"####[\s:*]*" + _NUMBER)
-_ANSWER_IS = re.compile(r"answer\s+is[\s:*]*" + _NUMBER, re.IGNORECASE)
-_BOXED = re.compile(r"\\boxed\s*\{")
-
-
-def normalize_number(text: str) -> str | None:
-    """Canonical string of a number written as ``text`` ("$1,000.50" -> "1000.5"), or None.
-
-    Integers lose any ``.0``; other decimals lose trailing zeros; ``-0`` is ``0``.
-    """
-    cleaned = text.strip().replace(",", "").replace("$", "").replace("\\", "").replace("\u2212", "-").replace(" ", "")
-    cleaned = cleaned.rstrip(".")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
-        return None
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
-
-
-def _from_match(match: re.Match) -> str | None:
-    return normalize_number((match.group("sign") or "") + match.group("digits"))
-
-
-def _last(pattern: re.Pattern, text: str) -> re.Match | None:
-    last = None
-    for last in pattern.finditer(text):
-        pass
-    return last
-
-
-def _boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}``, braces matched (so ``\\boxed{\\text{5}}`` works)."""
-    out = []
-    for opening in _BOXED.finditer(text):
-        depth, start = 1, opening.end()
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    out.append(text[start:i])
-                    break
-    return out
-
-
-def extract_answer(text: str) -> str | None:
-    r"""The final numeric answer of ``text``, normalised, or None if it has no number.
-
-    Tries ``#### n``, then "answer is n", then ``\boxed{n}``, then the last number (see the
-    module docstring for what counts as a number).
-
-    >>> extract_answer("48/2 = <<48/2=24>>24 clips.\n#### 1,072")
-    '1072'
-    >>> extract_answer("So the answer is -3.50.")
-    '-3.5'
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"extract_answer takes a str, got {type(text).__name__}")
-    for pattern in (_GSM8K, _ANSWER_IS):
-        match = _last(pattern, text)
-        if match is not None:
-            return _from_match(match)
-    for content in reversed(_boxed_contents(text)):
-        match = _last(_ANY_NUMBER, content)
-        if match is not None:
-            return _from_match(match)
-    match = _last(_ANY_NUMBER, text)
-    return _from_match(match) if match is not None else None
-
 
 def _reference_value(reference: Any) -> float | None:
     """A reference given as a number or as text (a bare number or a whole worked solution)."""

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ponder.search.protocols import KINDS, ConfigError, check_choice
-from ponder.verifiers.base import Verifier, VerifierError, _as_score, _check_array, _pairs
+from ponder.search.verify import VerifierError, as_score, check_scores, pair_up
+from ponder.verifiers.base import Verifier
 
 __all__ = [
     "FunctionVerifier",
@@ -123,7 +124,7 @@ class FunctionVerifier(Verifier):
         return self._evaluate(prompts, texts, ndim=2)
 
     def _evaluate(self, prompts: Sequence[str], texts: Sequence[str], ndim: int) -> np.ndarray:
-        prompts, texts = _pairs(prompts, texts)
+        prompts, texts = pair_up(prompts, texts)
         batch = len(texts)
         if batch == 0:
             return np.zeros((0,) if ndim == 1 else (0, 0))
@@ -132,7 +133,7 @@ class FunctionVerifier(Verifier):
                 status, value = next(calls)
             if status != "ok":
                 raise self._failure(status, value, None, texts)
-            return _check_array(value, self.name, texts, ndim)
+            return check_scores(value, self.name, texts, ndim)
 
         rows = []
         with contextlib.closing(_calls(self.fn, list(zip(prompts, texts)), self.timeout)) as calls:
@@ -140,7 +141,7 @@ class FunctionVerifier(Verifier):
                 if status != "ok":
                     raise self._failure(status, value, i, texts)
                 try:
-                    rows.append(_as_score(value) if ndim == 1 else self._as_vector(value))
+                    rows.append(as_score(value) if ndim == 1 else self._as_vector(value))
                 except ValueError as exc:
                     raise VerifierError(self.name, str(exc), index=i, text=texts[i], batch_size=batch) from None
         if ndim == 1:
