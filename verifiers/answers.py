@@ -1,18 +1,9 @@
 r"""The ``math_answer`` verifier (GSM8K-style numeric answers), on the answer extraction of
 :mod:`ponder.search.answers`.
 
-:func:`extract_answer` finds the final number of a solution, trying in order:
-
-1. the GSM8K marker ``#### 42`` (the last one),
-2. "answer is 42" / "answer is: $42" (the last one, case-insensitive),
-3. ``\boxed{42}`` (the last one),
-4. the last number anywhere in the text.
-
-A number may carry a sign (``-`` or the Unicode minus), a ``$``, thousands separators
-(``1,000``: only well-formed groups of three count, so ``1,2,3`` is three numbers) and a decimal
-part; a trailing period is punctuation. A minus directly after a letter or digit is a hyphen
-(``2019-2020`` ends with ``2020``). The result is normalised so that equal numbers compare equal
-as strings, which is what majority voting needs: ``"1,000.50" -> "1000.5"``, ``"72.0" -> "72"``.
+:func:`math_answer` scores 1.0 when the final number of a candidate (:func:`extract_answer`, which
+tries ``#### n``, "answer is n", ``\boxed{n}`` and then the last number; the rules are in
+:mod:`ponder.search.answers`) equals the reference, else 0.0.
 """
 
 from __future__ import annotations
