@@ -54,7 +54,11 @@ class Verifier:
             cls.name = cls.__name__
 
     def score(self, prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-        """One float per (prompt, text) pair, higher is better.                # [B] float64"""
+        """One float per (prompt, candidate) pair, higher is better.           # [B] float64
+
+        A candidate is what the searched states hold (``State.candidate``): the generated text
+        for language-model states, so text verifiers take ``texts``.
+        """
         raise NotImplementedError(f"{type(self).__name__} ({self.kind} verifier {self.name!r}) does not implement score()")
 
     def score_tokens(self, prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
