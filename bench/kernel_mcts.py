@@ -1,4 +1,5 @@
-"""Benchmark of the MCTS kernel: ponder.kernels.mcts vs its pure-Python twin vs mctx (jit, CPU JAX).
+"""Benchmark of the MCTS kernels (ponder.kernels.mcts, driven by the loop of ponder.search.mcts_policies)
+vs their pure-Python twins vs mctx (jit, CPU JAX).
 
 Problem: ``B = 64`` trees, ``S = 64`` simulations, ``A = 16`` actions, driven by a trivial model
 whose state is an int index: ``next = (state * A + action + 1) mod T`` and the logits, value and
@@ -112,7 +113,7 @@ def _worker(config: dict) -> dict:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import numpy as np
 
-    from ponder.kernels import mcts
+    from ponder.search import mcts_policies as mcts
 
     quick = config["quick"]
     repeat = 5 if quick else 21

@@ -1,19 +1,27 @@
 """Batched Monte-Carlo tree search as arrays, compiled with numba; shaped like google-deepmind/mctx.
 
-A batch of ``B`` independent trees is held in a :class:`Tree` of arrays. Node ``0`` is the root; a node
-created by simulation ``s`` (counted from 0) gets index ``s + 1``, so a search of ``S`` simulations
-needs ``N = S + 1`` nodes. The search loop runs in Python; each step calls numba kernels batched over
-the ``B`` trees, and the caller's ``recurrent_fn`` evaluates the new leaves in one batch::
+This module holds the arrays and the batched steps, as mctx's ``tree.py`` and
+``action_selection.py`` do: the :class:`Tree` dataclass and :func:`init_tree` that allocates one,
+the selection kernels :func:`select_puct` and :func:`select_gumbel`, :func:`expand_and_backup`,
+:func:`completed_qvalues` and the Sequential Halving schedule :func:`considered_visits_table`.
+The search loop that spends the budget, and the mctx-shaped policies ``muzero_policy`` and
+``gumbel_muzero_policy`` (with ``RootFnOutput``, ``RecurrentFnOutput``, ``PolicyOutput``), live in
+:mod:`ponder.search.mcts_policies` (mctx's ``search.py`` and ``policies.py``)::
 
-    repeat ceil(S / num_leaves) times:
+    repeat ceil(S / num_leaves) times:        # ponder.search.mcts_policies.run_search
         select_puct | select_gumbel  # kernel: walk down every tree num_leaves times
         recurrent_fn                 # caller: (reward, discount, prior_logits, value), new embeddings
         expand_and_backup            # kernel: write the new nodes, back values up
 
-Everything is float64. ``backend="python"`` runs the same loop on the pure-Python twin kernels of
-:mod:`ponder.kernels.mcts_py` (the reference semantics; the two give bit-identical trees). With the
-same root noise the trees equal those of ``mctx.muzero_policy`` / ``mctx.gumbel_muzero_policy`` run
-in float64 (tests/test_mcts.py checks both).
+A batch of ``B`` independent trees is held in a :class:`Tree` of arrays. Node ``0`` is the root; a node
+created by simulation ``s`` (counted from 0) gets index ``s + 1``, so a search of ``S`` simulations
+needs ``N = S + 1`` nodes. Every kernel works on the whole batch of ``B`` trees.
+
+Everything is float64. :mod:`ponder.kernels.mcts_py` holds pure-Python twins of the kernels with
+the same names and signatures (the reference semantics; the two give bit-identical trees; the
+loop runs on them with ``backend="python"``). With the same root noise the trees equal those of
+``mctx.muzero_policy`` / ``mctx.gumbel_muzero_policy`` run in float64 (tests/test_mcts.py checks
+both, live where mctx is installed and against golden trees in tests/golden/ in every run).
 
 Node statistics (the conventions of mctx):
 
@@ -34,7 +42,7 @@ are overwritten by the new evaluation (mctx's convention).
 
 Action selection:
 
-* ``muzero_policy`` uses PUCT (MuZero, Appendix B) at every node::
+* ``muzero_policy`` (:func:`select_puct`) uses PUCT (MuZero, Appendix B) at every node::
 
       a* = argmax_a  Qn(s, a) + P(s, a) * sqrt(N(s)) / (1 + N(s, a)) * c(s)
       c(s) = pb_c_init + log((N(s) + pb_c_base + 1) / pb_c_base)
@@ -44,7 +52,7 @@ Action selection:
   visited}``; ``qtransform="min_max"`` (mctx's ``qtransform_by_min_max``) uses fixed
   ``value_bounds=(lo, hi)``. An unvisited child scores ``Qn = 0`` (the minimum), as in mctx.
   Ties go to the lowest action index (mctx adds ``1e-7 * uniform`` noise to break ties instead).
-* ``gumbel_muzero_policy`` follows Full Gumbel MuZero (Danihelka et al., 2022) as in mctx: at the
+* ``gumbel_muzero_policy`` (:func:`select_gumbel`) follows Full Gumbel MuZero (Danihelka et al., 2022) as in mctx: at the
   root, Sequential Halving over the ``max_num_considered_actions`` actions with the highest
   ``g + logits``, choosing ``argmax g(a) + logits(a) + sigma(q(a))`` among the actions whose visit
   count equals the schedule's current ``considered_visits``; at interior nodes, the deterministic
@@ -73,7 +81,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
 
 import numpy as np
 from numba import njit
@@ -82,51 +89,19 @@ ROOT_INDEX = 0
 NO_PARENT = -1
 UNVISITED = -1
 
-_QTRANSFORMS = {"parent_and_siblings": 0, "min_max": 1}
+QTRANSFORMS = {"parent_and_siblings": 0, "min_max": 1}  # qtransform name -> q_code of select_puct
 _TINY = float(np.finfo(np.float64).tiny)
 _LOW_LOGIT = -1e9  # floor of the Gumbel root score, as in mctx's seq_halving.score_considered
 _EPSILON = 1e-8  # smallest denominator when rescaling Q-values
 
 
 # --------------------------------------------------------------------------------------------------
-# Data types (same names and fields as mctx; numpy arrays).
-
-
-@dataclasses.dataclass(frozen=True)
-class RootFnOutput:
-    """Model output at the roots.
-
-    Attributes:
-        prior_logits: ``[B, A]`` policy logits at the roots.
-        value: ``[B]`` value estimates of the roots.
-        embedding: ``[B, ...]`` state handed to ``recurrent_fn`` (an int index per root works).
-    """
-
-    prior_logits: Any  # [B, A]
-    value: Any  # [B]
-    embedding: Any  # [B, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class RecurrentFnOutput:
-    """Model output for a batch of ``M`` (state, action) transitions.
-
-    Attributes:
-        reward: ``[M]`` reward of the transition.
-        discount: ``[M]`` discount between ``reward`` and ``value`` (0 at a terminal state).
-        prior_logits: ``[M, A]`` policy logits at the new state.
-        value: ``[M]`` value estimate of the new state.
-    """
-
-    reward: Any  # [M]
-    discount: Any  # [M]
-    prior_logits: Any  # [M, A]
-    value: Any  # [M]
+# The arrays (same names and fields as mctx; numpy arrays).
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchSummary:
-    """Root statistics of a finished search (as mctx's ``Tree.summary()``)."""
+    """Root statistics of a search (as mctx's ``Tree.summary()``)."""
 
     visit_counts: np.ndarray  # [B, A] float
     visit_probs: np.ndarray  # [B, A]
@@ -204,232 +179,69 @@ class Tree:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class PolicyOutput:
-    """Result of a search policy.
 
-    Attributes:
-        action: ``[B]`` int64 proposed action.
-        action_weights: ``[B, A]`` policy targets (they sum to one).
-        search_tree: the finished :class:`Tree`.
-    """
-
-    action: np.ndarray  # [B]
-    action_weights: np.ndarray  # [B, A]
-    search_tree: Tree
-
-
-RecurrentFn = Callable[[Any, Any, np.ndarray, Any], "tuple[RecurrentFnOutput, Any]"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Public policies.
-
-
-def muzero_policy(
-    root: RootFnOutput,
-    recurrent_fn: RecurrentFn,
-    num_simulations: int,
-    *,
-    params: Any = None,
-    rng: np.random.Generator | int | None = None,
-    invalid_actions: np.ndarray | None = None,
-    max_depth: int | None = None,
-    qtransform: str = "parent_and_siblings",
-    value_bounds: tuple[float, float] | None = None,
-    dirichlet_fraction: float = 0.25,
-    dirichlet_alpha: float = 0.3,
-    dirichlet_noise: np.ndarray | None = None,
-    pb_c_init: float = 1.25,
-    pb_c_base: float = 19652.0,
-    temperature: float = 1.0,
-    num_leaves: int = 1,
-    backend: str = "numba",
-) -> PolicyOutput:
-    """MuZero search with PUCT selection; returns visit-count policy and a sampled action.
-
-    The root priors are mixed with Dirichlet noise, ``P' = (1 - f) * P + f * Dir(alpha)``, then held
-    as logits ``log(max(P', tiny))``. After the search, ``action_weights = N(root, a) / sum_b
-    N(root, b)`` and ``action`` is drawn from ``action_weights ** (1 / temperature)``
-    (``temperature=0`` picks a most visited action, uniformly among ties).
+def init_tree(logits, value, embedding, invalid, num_simulations: int, *,
+              extra_data: dict | None = None) -> tuple[Tree, np.ndarray, np.ndarray]:
+    """Allocate ``B`` trees of ``N = num_simulations + 1`` nodes and fill their roots.
 
     Args:
-        root: ``RootFnOutput`` with ``prior_logits [B, A]``, ``value [B]``, ``embedding [B, ...]``.
-        recurrent_fn: ``(params, rng, actions [M], embeddings [M, ...]) -> (RecurrentFnOutput,
-            new_embeddings [M, ...])`` with ``M = B * k`` items ordered tree-major (item
-            ``b * k + j`` is leaf ``j`` of tree ``b``), ``k = num_leaves`` (fewer on the last pass).
-        num_simulations: number of leaves evaluated per tree (``S``; the tree has ``S + 1`` nodes).
-        params: passed through to ``recurrent_fn``.
-        rng: numpy ``Generator`` or seed for the Dirichlet noise and the action sample; passed
-            through to ``recurrent_fn``.
-        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
-        max_depth: longest path from the root in edges (default ``num_simulations``).
-        qtransform: ``"parent_and_siblings"`` or ``"min_max"`` (needs ``value_bounds``).
-        value_bounds: ``(lo, hi)`` for ``qtransform="min_max"``.
-        dirichlet_fraction: ``f`` in ``[0, 1]``; 0 disables the noise.
-        dirichlet_alpha: Dirichlet concentration ``alpha > 0``.
-        dirichlet_noise: ``[B, A]`` noise to use instead of drawing it from ``rng``.
-        pb_c_init: PUCT constant ``c1``.
-        pb_c_base: PUCT constant ``c2``.
-        temperature: acting temperature ``>= 0``.
-        num_leaves: leaves selected per tree per pass, spread by virtual visits.
-        backend: ``"numba"`` (compiled kernels) or ``"python"`` (the reference twin, mcts_py).
+        logits: ``[B, A]`` float64 root prior logits (already noised and masked by the policy).
+        value: ``[B]`` float64 root values.
+        embedding: ``[B, ...]`` root embeddings (any dtype; the tree keeps one row per node).
+        invalid: ``[B, A]`` bool, True where an action is invalid at the root.
+        num_simulations: ``S``.
+        extra_data: stored as ``tree.extra_data`` (a new dict if None).
 
     Returns:
-        ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
+        ``(tree, children_virtual [B, N, A] int32, node_virtual [B, N] int32)``: the virtual-visit
+        counters of the pass in flight, which the selection kernels and expand_and_backup share.
     """
-    kernels = _kernels(backend)
-    if qtransform not in _QTRANSFORMS:
-        raise ValueError(f"qtransform must be one of {sorted(_QTRANSFORMS)}, got {qtransform!r}")
-    if qtransform == "min_max":
-        if value_bounds is None or len(value_bounds) != 2 or not value_bounds[1] > value_bounds[0]:
-            raise ValueError(f"qtransform='min_max' needs value_bounds=(lo, hi) with hi > lo, got {value_bounds!r}")
-        vmin, vmax = float(value_bounds[0]), float(value_bounds[1])
-    elif value_bounds is not None:
-        raise ValueError("value_bounds is only used with qtransform='min_max'")
-    else:
-        vmin, vmax = 0.0, 1.0
-    if not 0.0 <= dirichlet_fraction <= 1.0:
-        raise ValueError(f"dirichlet_fraction must be in [0, 1], got {dirichlet_fraction}")
-    if not dirichlet_alpha > 0:
-        raise ValueError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha}")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if not pb_c_base > 0:
-        raise ValueError(f"pb_c_base must be > 0, got {pb_c_base}")
-    rng = np.random.default_rng(rng)
-    logits, value, embedding, invalid = _check_root(root, invalid_actions)
     B, A = logits.shape
+    N = int(num_simulations) + 1
+    # Two allocations for all the [B, N, A] and [B, N] arrays (fields are views into them): one
+    # large block is reused by the allocator from search to search, where a dozen separate ones
+    # are returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
+    edge_f = np.zeros((5, B, N, A))  # prior logits, priors, rewards, discounts, values
+    edge_i = np.zeros((3, B, N, A), np.int32)  # index, visits, virtual visits of the pass
+    edge_i[0].fill(UNVISITED)
+    node_f = np.zeros((2, B, N))  # raw values, mean values
+    node_i = np.zeros((4, B, N), np.int32)  # visits, parents, actions from parent, virtual visits
+    node_i[1:3].fill(NO_PARENT)
+    tree = Tree(
+        node_visits=node_i[0],
+        raw_values=node_f[0],
+        node_values=node_f[1],
+        parents=node_i[1],
+        action_from_parent=node_i[2],
+        children_index=edge_i[0],
+        children_prior_logits=edge_f[0],
+        children_priors=edge_f[1],
+        children_visits=edge_i[1],
+        children_rewards=edge_f[2],
+        children_discounts=edge_f[3],
+        children_values=edge_f[4],
+        embeddings=np.zeros((B, N) + embedding.shape[1:], embedding.dtype),
+        root_invalid_actions=invalid,
+        extra_data={} if extra_data is None else extra_data,
+    )
+    tree.node_visits[:, ROOT_INDEX] = 1
+    tree.raw_values[:, ROOT_INDEX] = value
+    tree.node_values[:, ROOT_INDEX] = value
+    tree.children_prior_logits[:, ROOT_INDEX] = logits
+    tree.children_priors[:, ROOT_INDEX] = softmax(logits)
+    tree.embeddings[:, ROOT_INDEX] = embedding
+    return tree, edge_i[2], node_i[3]
 
-    # Dirichlet noise on the root priors: P' = (1 - f) P + f eta, back to logits log(max(P', tiny)).
-    probs = _softmax(logits)
-    if dirichlet_noise is not None:
-        noise = np.asarray(dirichlet_noise, dtype=np.float64)
-        if noise.shape != (B, A):
-            raise ValueError(f"dirichlet_noise must have shape {(B, A)}, got {noise.shape}")
-        probs = (1.0 - dirichlet_fraction) * probs + dirichlet_fraction * noise
-    elif dirichlet_fraction > 0.0:
-        noise = rng.dirichlet(np.full(A, float(dirichlet_alpha)), size=B)
-        probs = (1.0 - dirichlet_fraction) * probs + dirichlet_fraction * noise
-    logits = _mask_logits(np.log(np.maximum(probs, _TINY)), invalid)
 
-    q_code = _QTRANSFORMS[qtransform]
-
-    def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
-        kernels.select_puct(
-            q_code, first_sim, depth_cap, float(pb_c_init), float(pb_c_base), vmin, vmax,
-            t.children_index, t.children_priors, t.children_visits, t.children_values,
-            t.children_rewards, t.children_discounts, t.node_visits, t.node_values,
-            children_virtual, node_virtual, t.root_invalid_actions, parent, action, leaf)
-
-    tree = _search(kernels, logits, value, embedding, invalid, recurrent_fn, num_simulations,
-                   params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
-                   select=select, extra_data={})
-
-    weights = tree.summary().visit_probs  # [B, A]
-    act_logits = np.log(np.maximum(weights, _TINY))
-    with np.errstate(over="ignore", under="ignore"):  # temperature 0: logits / tiny -> -inf
-        act_logits = (act_logits - act_logits.max(-1, keepdims=True)) / max(_TINY, temperature)
-        p = np.exp(act_logits)
-    p /= p.sum(-1, keepdims=True)
-    u = rng.random(B)[:, None]
-    action = np.minimum((np.cumsum(p, -1) < u * p.sum(-1, keepdims=True)).sum(-1), A - 1)
-    return PolicyOutput(action=action.astype(np.int64), action_weights=weights, search_tree=tree)
-
-
-def gumbel_muzero_policy(
-    root: RootFnOutput,
-    recurrent_fn: RecurrentFn,
-    num_simulations: int,
-    *,
-    params: Any = None,
-    rng: np.random.Generator | int | None = None,
-    invalid_actions: np.ndarray | None = None,
-    max_depth: int | None = None,
-    max_num_considered_actions: int = 16,
-    gumbel_scale: float = 1.0,
-    gumbel: np.ndarray | None = None,
-    value_scale: float = 0.1,
-    maxvisit_init: float = 50.0,
-    num_leaves: int = 1,
-    backend: str = "numba",
-) -> PolicyOutput:
-    """Full Gumbel MuZero search: Sequential Halving with Gumbel at the root.
-
-    The root draws ``g = gumbel_scale * Gumbel(0, 1)`` per action. The final action is the best
-    ``g(a) + logits(a) + sigma(q(a))`` among the most visited actions, and ``action_weights =
-    softmax(logits + sigma(q))`` with completed Q-values (see the module docstring).
-
-    Args:
-        root: ``RootFnOutput`` with ``prior_logits [B, A]``, ``value [B]``, ``embedding [B, ...]``.
-        recurrent_fn: as in :func:`muzero_policy`.
-        num_simulations: number of leaves evaluated per tree.
-        params: passed through to ``recurrent_fn``.
-        rng: numpy ``Generator`` or seed for the Gumbel noise; passed through to ``recurrent_fn``.
-        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
-        max_depth: longest path from the root in edges (default ``num_simulations``).
-        max_num_considered_actions: actions entering Sequential Halving at the root (``m``).
-        gumbel_scale: scale of the Gumbel noise; 0 gives a deterministic search.
-        gumbel: ``[B, A]`` noise to use instead of drawing it (``gumbel_scale`` is then ignored).
-        value_scale: ``c_scale`` of ``sigma``.
-        maxvisit_init: ``c_visit`` of ``sigma``.
-        num_leaves: leaves selected per tree per pass, spread by virtual visits.
-        backend: ``"numba"`` (compiled kernels) or ``"python"`` (the reference twin, mcts_py).
-
-    Returns:
-        ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
-    """
-    kernels = _kernels(backend)
-    S = _check_budget(num_simulations, num_leaves, max_depth)[0]
-    if int(max_num_considered_actions) < 1:
-        raise ValueError(f"max_num_considered_actions must be >= 1, got {max_num_considered_actions}")
-    rng = np.random.default_rng(rng)
-    logits, value, embedding, invalid = _check_root(root, invalid_actions)
-    B, A = logits.shape
-    logits = _mask_logits(logits, invalid)
-    if gumbel is None:
-        g = float(gumbel_scale) * rng.gumbel(size=(B, A)) if gumbel_scale != 0 else np.zeros((B, A))
-    else:
-        g = np.asarray(gumbel, dtype=np.float64)
-        if g.shape != (B, A):
-            raise ValueError(f"gumbel must have shape {(B, A)}, got {g.shape}")
-    g = np.ascontiguousarray(g, dtype=np.float64)
-
-    value_scale, maxvisit_init = float(value_scale), float(maxvisit_init)
-    m = int(max_num_considered_actions)
-    table = _considered_visits_table(m, S)  # [m + 1, S]
-    num_considered = np.minimum(m, A - invalid.sum(-1)).astype(np.int32)  # [B]
-
-    def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
-        kernels.select_gumbel(
-            first_sim, depth_cap, value_scale, maxvisit_init, t.children_index,
-            t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
-            t.children_rewards, t.children_discounts, t.raw_values, children_virtual,
-            node_virtual, t.root_invalid_actions, g, table, num_considered, parent, action, leaf)
-
-    tree = _search(kernels, logits, value, embedding, invalid, recurrent_fn, num_simulations,
-                   params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
-                   select=select, extra_data={"root_gumbel": g})
-
-    # Act with the best g + logits + sigma(q) among the most visited root actions.
-    t = tree
-    completed = np.zeros((B, A))
-    kernels.completed_qvalues(
-        np.zeros(B, dtype=np.int32), t.children_visits, t.children_priors, t.children_values,
-        t.children_rewards, t.children_discounts, t.raw_values, value_scale, maxvisit_init,
-        completed)
-    visits = t.children_visits[:, ROOT_INDEX]  # [B, A]
-    considered = visits.max(-1, keepdims=True)
-    score = np.maximum(_LOW_LOGIT, g + (logits - logits.max(-1, keepdims=True)) + completed)
-    score = np.where((visits == considered) & ~invalid, score, -np.inf)
-    action = score.argmax(-1).astype(np.int64)
-    weights = _softmax(_mask_logits(logits + completed, invalid))
-    return PolicyOutput(action=action, action_weights=weights, search_tree=tree)
+def softmax(x: np.ndarray) -> np.ndarray:
+    """``softmax`` over the last axis (numpy)."""
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 @functools.lru_cache(maxsize=64)
-def _considered_visits_table(max_num_considered_actions: int, num_simulations: int) -> np.ndarray:
-    """:func:`considered_visits_table`, cached for the search loop (which never writes to it)."""
+def cached_considered_visits_table(max_num_considered_actions: int, num_simulations: int) -> np.ndarray:
+    """:func:`considered_visits_table`, lru-cached for the search loop; read-only, never write to it."""
     return considered_visits_table(max_num_considered_actions, num_simulations)
 
 
@@ -459,142 +271,9 @@ def considered_visits_table(max_num_considered_actions: int, num_simulations: in
     return table
 
 
-# --------------------------------------------------------------------------------------------------
-# The search loop (the same for both backends; only the kernels differ).
-
-
-def _search(kernels, logits, value, embedding, invalid, recurrent_fn, num_simulations, *, params,
-            rng, max_depth, num_leaves, select, extra_data) -> Tree:
-    """Allocate the trees, fill the roots, and run the select / evaluate / expand-backup loop.
-
-    ``select(tree, children_virtual, node_virtual, first_sim, max_depth, parent, action, leaf)``
-    runs the selection kernel of the policy; the rest is common to both policies.
-    """
-    S, L, depth_cap = _check_budget(num_simulations, num_leaves, max_depth)
-    B, A = logits.shape
-    N = S + 1
-    # Two allocations for all the [B, N, A] and [B, N] arrays (fields are views into them): one
-    # large block is reused by the allocator from search to search, where a dozen separate ones
-    # are returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
-    edge_f = np.zeros((5, B, N, A))  # prior logits, priors, rewards, discounts, values
-    edge_i = np.zeros((3, B, N, A), np.int32)  # index, visits, virtual visits of the pass
-    edge_i[0].fill(UNVISITED)
-    node_f = np.zeros((2, B, N))  # raw values, mean values
-    node_i = np.zeros((4, B, N), np.int32)  # visits, parents, actions from parent, virtual visits
-    node_i[1:3].fill(NO_PARENT)
-    tree = Tree(
-        node_visits=node_i[0],
-        raw_values=node_f[0],
-        node_values=node_f[1],
-        parents=node_i[1],
-        action_from_parent=node_i[2],
-        children_index=edge_i[0],
-        children_prior_logits=edge_f[0],
-        children_priors=edge_f[1],
-        children_visits=edge_i[1],
-        children_rewards=edge_f[2],
-        children_discounts=edge_f[3],
-        children_values=edge_f[4],
-        embeddings=np.zeros((B, N) + embedding.shape[1:], embedding.dtype),
-        root_invalid_actions=invalid,
-        extra_data=extra_data,
-    )
-    tree.node_visits[:, ROOT_INDEX] = 1
-    tree.raw_values[:, ROOT_INDEX] = value
-    tree.node_values[:, ROOT_INDEX] = value
-    tree.children_prior_logits[:, ROOT_INDEX] = logits
-    tree.children_priors[:, ROOT_INDEX] = _softmax(logits)
-    tree.embeddings[:, ROOT_INDEX] = embedding
-
-    children_virtual = edge_i[2]  # [B, N, A] virtual visits of the pass in flight
-    node_virtual = node_i[3]  # [B, N]
-    t = tree
-    emb_shape = embedding.shape[1:]
-    flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)  # a view: row b * N + n
-    first_row = (np.arange(B, dtype=np.intp) * N)[:, None]  # [B, 1]
-    buffers = {}
-    for start in range(0, S, L):
-        k = min(L, S - start)
-        M = B * k
-        if k not in buffers:  # parent, action, leaf [B, k] int32; action, rows [M] int64
-            buffers[k] = (np.empty((B, k), np.int32), np.empty((B, k), np.int32), np.empty((B, k), np.int32),
-                          np.empty(M, np.int64), np.empty((B, k), np.intp))
-        parent, action, leaf, action64, rows = buffers[k]
-        select(t, children_virtual, node_virtual, start, depth_cap, parent, action, leaf)
-        action64[:] = action.reshape(M)
-        np.add(first_row, parent, out=rows)
-        out, new_embedding = recurrent_fn(params, rng, action64.copy(), flat_embeddings.take(rows.reshape(M), axis=0))
-        reward = _as_f64(out.reward, (M,), "reward")
-        discount = _as_f64(out.discount, (M,), "discount")
-        prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
-        leaf_value = _as_f64(out.value, (M,), "value")
-        new_embedding = np.asarray(new_embedding)
-        if new_embedding.shape != (M,) + emb_shape:
-            raise ValueError(f"recurrent_fn returned embeddings of shape {new_embedding.shape}, "
-                             f"expected {(M,) + emb_shape}")
-        kernels.expand_and_backup(
-            parent, action, leaf, reward, discount, prior_logits, leaf_value, t.children_index,
-            t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
-            t.children_rewards, t.children_discounts, t.node_visits, t.node_values, t.raw_values,
-            t.parents, t.action_from_parent, children_virtual, node_virtual)
-        np.add(first_row, leaf, out=rows)
-        flat_embeddings[rows.reshape(M)] = new_embedding
-    return tree
-
-
-def _check_budget(num_simulations, num_leaves, max_depth):
-    S = int(num_simulations)
-    if S < 1 or S != num_simulations:
-        raise ValueError(f"num_simulations must be a positive int, got {num_simulations!r}")
-    L = int(num_leaves)
-    if L < 1 or L != num_leaves:
-        raise ValueError(f"num_leaves must be a positive int, got {num_leaves!r}")
-    depth_cap = S if max_depth is None else int(max_depth)
-    if depth_cap < 1:
-        raise ValueError(f"max_depth must be >= 1, got {max_depth!r}")
-    return S, L, depth_cap
-
-
-def _check_root(root, invalid_actions):
-    logits = np.asarray(root.prior_logits, dtype=np.float64)
-    if logits.ndim != 2 or logits.shape[1] < 1:
-        raise ValueError(f"root.prior_logits must have shape [B, A], got {logits.shape}")
-    B, A = logits.shape
-    value = _as_f64(root.value, (B,), "root.value")
-    embedding = np.asarray(root.embedding)
-    if embedding.ndim < 1 or embedding.shape[0] != B:
-        raise ValueError(f"root.embedding must have shape [B, ...] with B={B}, got {embedding.shape}")
-    if invalid_actions is None:
-        invalid = np.zeros((B, A), dtype=np.bool_)
-    else:
-        invalid = np.asarray(invalid_actions).astype(np.bool_)
-        if invalid.shape != (B, A):
-            raise ValueError(f"invalid_actions must have shape {(B, A)}, got {invalid.shape}")
-    return np.ascontiguousarray(logits), value, embedding, np.ascontiguousarray(invalid)
-
-
-def _as_f64(x, shape, name):
-    arr = np.ascontiguousarray(x, dtype=np.float64)
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    return arr
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def _mask_logits(logits: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-    """Shift so the max is 0 and give invalid actions the lowest finite logit (as mctx)."""
-    if not invalid.any():
-        return np.ascontiguousarray(logits)
-    shifted = logits - logits.max(-1, keepdims=True)
-    return np.ascontiguousarray(np.where(invalid, np.finfo(np.float64).min, shifted))
-
 
 # --------------------------------------------------------------------------------------------------
-# numba kernels. Arrays are indexed [b, node, action]; every kernel works on the whole batch. The
+# numba kernels (the batched steps). Arrays are indexed [b, node, action]; every kernel works on the whole batch. The
 # per-node helpers take one node's rows ([A] views) and are inlined into the kernels (numba does not
 # inline across jitted functions by itself; inlining makes selection ~1.6x faster). Divisions never
 # see a zero divisor by construction, so the numpy error model (no zero-division checks) is used.
@@ -956,21 +635,3 @@ def completed_qvalues(node_index, children_visits, children_priors, children_val
                      children_rewards[b, n], children_discounts[b, n], raw_values[b, n],
                      value_scale, maxvisit_init, out[b])
 
-
-class _NumbaKernels:
-    """The kernel set the search loop calls (the twin module mcts_py provides the same names)."""
-
-    select_puct = staticmethod(select_puct)
-    select_gumbel = staticmethod(select_gumbel)
-    expand_and_backup = staticmethod(expand_and_backup)
-    completed_qvalues = staticmethod(completed_qvalues)
-
-
-def _kernels(backend: str):
-    if backend == "numba":
-        return _NumbaKernels
-    if backend == "python":
-        from ponder.kernels import mcts_py
-
-        return mcts_py
-    raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")

@@ -1,9 +1,9 @@
 """Pure-Python twin of the MCTS kernels in :mod:`ponder.kernels.mcts` (the reference semantics).
 
 The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``completed_qvalues``)
-with the same signatures, written as plain loops over trees, leaves and actions. The search loop itself is shared:
-``mcts.muzero_policy(..., backend="python")`` (or :func:`muzero_policy` here) runs it on these
-kernels. The formulas are documented in :mod:`ponder.kernels.mcts`.
+with the same signatures, written as plain loops over trees, leaves and actions. The search loop is
+not here: ``ponder.search.mcts_policies.muzero_policy(..., backend="python")`` runs it on these
+kernels (kernels never import search/). The formulas are documented in :mod:`ponder.kernels.mcts`.
 
 Sums run left to right in explicit loops, like the compiled kernels, so both give bit-identical
 trees (Python's built-in ``sum`` of floats is compensated from Python 3.12 on).
@@ -20,20 +20,6 @@ UNVISITED = -1
 _TINY = float(np.finfo(np.float64).tiny)
 _LOW_LOGIT = -1e9
 _EPSILON = 1e-8
-
-
-def muzero_policy(root, recurrent_fn, num_simulations, **options):
-    """:func:`ponder.kernels.mcts.muzero_policy` running on the pure-Python kernels."""
-    from ponder.kernels import mcts
-
-    return mcts.muzero_policy(root, recurrent_fn, num_simulations, backend="python", **options)
-
-
-def gumbel_muzero_policy(root, recurrent_fn, num_simulations, **options):
-    """:func:`ponder.kernels.mcts.gumbel_muzero_policy` running on the pure-Python kernels."""
-    from ponder.kernels import mcts
-
-    return mcts.gumbel_muzero_policy(root, recurrent_fn, num_simulations, backend="python", **options)
 
 
 def _softmax(xs: list[float]) -> list[float]:

@@ -1,5 +1,7 @@
-"""Tests of the MCTS kernel (ponder.kernels.mcts): the numba kernels against the pure-Python twin,
-tree invariants, virtual visits, errors, and agreement with google-deepmind/mctx where installed."""
+"""Tests of the MCTS kernels (ponder.kernels.mcts) through the loop and policies of
+ponder.search.mcts_policies: the numba kernels against the pure-Python twin, tree invariants,
+virtual visits, the loop's hooks, errors, agreement with golden mctx trees (tests/golden/, every
+run) and with google-deepmind/mctx live where installed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ponder.kernels import mcts, mcts_py
+from ponder.kernels import mcts_py
+from ponder.search import mcts_policies as mcts  # the loop and policies on ponder.kernels.mcts's steps
 
 TREE_FIELDS = (
     "node_visits", "raw_values", "node_values", "parents", "action_from_parent", "children_index",
@@ -133,17 +136,60 @@ def test_interior_probs_equal_softmax_of_logits_plus_sigma(A, seed, visited):
     np.testing.assert_allclose(probs, expected, rtol=1e-13, atol=1e-300)
 
 
-def test_twin_module_entry_points():
+def test_python_backend_runs_the_twin_kernels():
     model = TableModel(4, 0)
     root = model.root(2, 0)
-    _assert_same(mcts_py.muzero_policy(root, model, 6, rng=1),
+    _assert_same(mcts.muzero_policy(root, model, 6, rng=1, backend="python"),
                  mcts.muzero_policy(root, model, 6, rng=1))
-    _assert_same(mcts_py.gumbel_muzero_policy(root, model, 6, rng=1, num_leaves=2),
+    _assert_same(mcts.gumbel_muzero_policy(root, model, 6, rng=1, num_leaves=2, backend="python"),
                  mcts.gumbel_muzero_policy(root, model, 6, rng=1, num_leaves=2))
+    with pytest.raises(ValueError, match="backend"):
+        mcts.muzero_policy(root, model, 6, backend="cuda")
 
 
 # --------------------------------------------------------------------------------------------------
 # Semantics.
+
+
+@pytest.mark.parametrize("policy", ["muzero", "gumbel"])
+def test_should_stop_returns_the_tree_so_far(policy):
+    """A budget check before each pass: the stopped tree equals the first passes of the full search
+    in what they built, and records how many simulations ran and why it stopped."""
+    model = TableModel(5, 3)
+    root = model.root(3, 3)
+    passes, done = [], []
+
+    def should_stop():
+        passes.append(None)
+        return "budget" if len(passes) > 3 else None  # allow 3 passes of 2 leaves
+
+    out = _search(policy, "numba", model, root, 10, rng=0, num_leaves=2, should_stop=should_stop,
+                  progress=done.append)
+    tree = out.search_tree
+    assert tree.extra_data["num_simulations_done"] == 6
+    assert tree.extra_data["stop_reason"] == "budget"
+    assert done == [2, 4, 6]
+    np.testing.assert_array_equal(tree.node_visits[:, 0], 7)
+    np.testing.assert_array_equal(tree.node_visits[:, 7:], 0)
+    np.testing.assert_allclose(out.action_weights.sum(-1), 1.0)
+    full = _search(policy, "numba", model, root, 10, rng=0, num_leaves=2)
+    assert full.search_tree.extra_data["num_simulations_done"] == 10
+    assert full.search_tree.extra_data["stop_reason"] is None
+    if policy == "muzero":  # PUCT does not depend on S: the first 6 simulations are the same
+        np.testing.assert_array_equal(tree.parents[:, :7], full.search_tree.parents[:, :7])
+        np.testing.assert_array_equal(tree.action_from_parent[:, :7], full.search_tree.action_from_parent[:, :7])
+    twin_done = []
+    twin = _search(policy, "python", model, root, 10, rng=0, num_leaves=2,
+                   should_stop=lambda: "budget" if len(twin_done) >= 3 else None, progress=twin_done.append)
+    _assert_same(out, twin)
+
+
+def test_should_stop_before_the_first_pass():
+    model = TableModel(4, 1)
+    out = mcts.muzero_policy(model.root(2, 1), model, 5, rng=0, should_stop=lambda: "wall time")
+    assert out.search_tree.extra_data == {"num_simulations_done": 0, "stop_reason": "wall time"}
+    np.testing.assert_array_equal(out.search_tree.node_visits[:, 0], 1)
+    np.testing.assert_allclose(out.action_weights, 0.25)
 
 
 def test_backup_means_are_consistent():

@@ -1,0 +1,479 @@
+"""The MCTS search loop and the mctx-shaped policies, on the batched steps of :mod:`ponder.kernels.mcts`.
+
+As google-deepmind/mctx splits ``search.py`` (the loop) and ``policies.py`` (the public entry points)
+from ``tree.py`` and ``action_selection.py``, this module holds what spends a budget:
+:func:`run_search` (allocate the trees, then repeat select / evaluate / expand-and-backup) and the
+two policies :func:`muzero_policy` (PUCT) and :func:`gumbel_muzero_policy` (Full Gumbel MuZero) with
+their data types. The arrays, the selection rules and their maths are in :mod:`ponder.kernels.mcts`::
+
+    tree = init_tree(root)                                # kernels.mcts.init_tree
+    for each pass of k = min(num_leaves, S - done) leaves:
+        if should_stop() returns a reason: stop           # the budget check, before each pass
+        select_puct | select_gumbel                       # kernel: k leaves per tree
+        recurrent_fn(params, rng, actions [B*k], embeddings [B*k, ...])   # the caller's model
+        expand_and_backup                                 # kernel: write the nodes, back values up
+        progress(done)
+
+``backend="numba"`` runs the compiled kernels, ``backend="python"`` their pure-Python twins
+(:mod:`ponder.kernels.mcts_py`); the trees are bit-identical. This module imports only numpy and
+ponder.kernels (no torch, no models, no verifiers).
+
+Stopping early: when ``should_stop()`` returns a reason (a string), the loop returns the tree built so
+far, ``tree.extra_data["num_simulations_done"]`` simulations per tree (``S`` when it ran to the end)
+and ``tree.extra_data["stop_reason"]`` (None when it ran to the end). The policies then act on that
+tree as on a finished one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+from ponder.kernels import mcts as kernels_mcts
+from ponder.kernels.mcts import (
+    QTRANSFORMS,
+    ROOT_INDEX,
+    SearchSummary,
+    Tree,
+    cached_considered_visits_table,
+    considered_visits_table,
+    init_tree,
+    softmax,
+)
+
+__all__ = [
+    "RootFnOutput", "RecurrentFnOutput", "PolicyOutput", "SearchSummary", "Tree", "muzero_policy",
+    "gumbel_muzero_policy", "run_search", "considered_visits_table",
+]
+
+_TINY = float(np.finfo(np.float64).tiny)
+_LOW_LOGIT = -1e9  # floor of the Gumbel root score, as in mctx's seq_halving.score_considered
+
+
+# --------------------------------------------------------------------------------------------------
+# Data types (same names and fields as mctx; numpy arrays).
+
+
+@dataclasses.dataclass(frozen=True)
+class RootFnOutput:
+    """Model output at the roots.
+
+    Attributes:
+        prior_logits: ``[B, A]`` policy logits at the roots.
+        value: ``[B]`` value estimates of the roots.
+        embedding: ``[B, ...]`` state handed to ``recurrent_fn`` (an int index per root works).
+    """
+
+    prior_logits: Any  # [B, A]
+    value: Any  # [B]
+    embedding: Any  # [B, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentFnOutput:
+    """Model output for a batch of ``M`` (state, action) transitions.
+
+    Attributes:
+        reward: ``[M]`` reward of the transition.
+        discount: ``[M]`` discount between ``reward`` and ``value`` (0 at a terminal state).
+        prior_logits: ``[M, A]`` policy logits at the new state.
+        value: ``[M]`` value estimate of the new state.
+    """
+
+    reward: Any  # [M]
+    discount: Any  # [M]
+    prior_logits: Any  # [M, A]
+    value: Any  # [M]
+
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyOutput:
+    """Result of a search policy.
+
+    Attributes:
+        action: ``[B]`` int64 proposed action.
+        action_weights: ``[B, A]`` policy targets (they sum to one).
+        search_tree: the finished :class:`Tree`.
+    """
+
+    action: np.ndarray  # [B]
+    action_weights: np.ndarray  # [B, A]
+    search_tree: Tree
+
+
+RecurrentFn = Callable[[Any, Any, np.ndarray, Any], "tuple[RecurrentFnOutput, Any]"]
+ShouldStop = Callable[[], "str | None"]
+Progress = Callable[[int], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Public policies.
+
+
+def muzero_policy(
+    root: RootFnOutput,
+    recurrent_fn: RecurrentFn,
+    num_simulations: int,
+    *,
+    params: Any = None,
+    rng: np.random.Generator | int | None = None,
+    invalid_actions: np.ndarray | None = None,
+    max_depth: int | None = None,
+    qtransform: str = "parent_and_siblings",
+    value_bounds: tuple[float, float] | None = None,
+    dirichlet_fraction: float = 0.25,
+    dirichlet_alpha: float = 0.3,
+    dirichlet_noise: np.ndarray | None = None,
+    pb_c_init: float = 1.25,
+    pb_c_base: float = 19652.0,
+    temperature: float = 1.0,
+    num_leaves: int = 1,
+    backend: str = "numba",
+    should_stop: ShouldStop | None = None,
+    progress: Progress | None = None,
+) -> PolicyOutput:
+    """MuZero search with PUCT selection; returns visit-count policy and a sampled action.
+
+    The root priors are mixed with Dirichlet noise, ``P' = (1 - f) * P + f * Dir(alpha)``, then held
+    as logits ``log(max(P', tiny))``. After the search, ``action_weights = N(root, a) / sum_b
+    N(root, b)`` and ``action`` is drawn from ``action_weights ** (1 / temperature)``
+    (``temperature=0`` picks a most visited action, uniformly among ties).
+
+    Args:
+        root: ``RootFnOutput`` with ``prior_logits [B, A]``, ``value [B]``, ``embedding [B, ...]``.
+        recurrent_fn: ``(params, rng, actions [M], embeddings [M, ...]) -> (RecurrentFnOutput,
+            new_embeddings [M, ...])`` with ``M = B * k`` items ordered tree-major (item
+            ``b * k + j`` is leaf ``j`` of tree ``b``), ``k = num_leaves`` (fewer on the last pass).
+        num_simulations: number of leaves evaluated per tree (``S``; the tree has ``S + 1`` nodes).
+        params: passed through to ``recurrent_fn``.
+        rng: numpy ``Generator`` or seed for the Dirichlet noise and the action sample; passed
+            through to ``recurrent_fn``.
+        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
+        max_depth: longest path from the root in edges (default ``num_simulations``).
+        qtransform: ``"parent_and_siblings"`` or ``"min_max"`` (needs ``value_bounds``).
+        value_bounds: ``(lo, hi)`` for ``qtransform="min_max"``.
+        dirichlet_fraction: ``f`` in ``[0, 1]``; 0 disables the noise.
+        dirichlet_alpha: Dirichlet concentration ``alpha > 0``.
+        dirichlet_noise: ``[B, A]`` noise to use instead of drawing it from ``rng``.
+        pb_c_init: PUCT constant ``c1``.
+        pb_c_base: PUCT constant ``c2``.
+        temperature: acting temperature ``>= 0``.
+        num_leaves: leaves selected per tree per pass, spread by virtual visits.
+        backend: ``"numba"`` (compiled kernels) or ``"python"`` (the reference twin, mcts_py).
+        should_stop: ``() -> str | None``, called before each pass; a returned reason stops the
+            search early (see :func:`run_search`).
+        progress: ``(simulations_done) -> None``, called after each pass.
+
+    Returns:
+        ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
+    """
+    kernels = _kernels(backend)
+    if qtransform not in QTRANSFORMS:
+        raise ValueError(f"qtransform must be one of {sorted(QTRANSFORMS)}, got {qtransform!r}")
+    if qtransform == "min_max":
+        if value_bounds is None or len(value_bounds) != 2 or not value_bounds[1] > value_bounds[0]:
+            raise ValueError(f"qtransform='min_max' needs value_bounds=(lo, hi) with hi > lo, got {value_bounds!r}")
+        vmin, vmax = float(value_bounds[0]), float(value_bounds[1])
+    elif value_bounds is not None:
+        raise ValueError("value_bounds is only used with qtransform='min_max'")
+    else:
+        vmin, vmax = 0.0, 1.0
+    if not 0.0 <= dirichlet_fraction <= 1.0:
+        raise ValueError(f"dirichlet_fraction must be in [0, 1], got {dirichlet_fraction}")
+    if not dirichlet_alpha > 0:
+        raise ValueError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha}")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not pb_c_base > 0:
+        raise ValueError(f"pb_c_base must be > 0, got {pb_c_base}")
+    rng = np.random.default_rng(rng)
+    logits, value, embedding, invalid = _check_root(root, invalid_actions)
+    B, A = logits.shape
+
+    # Dirichlet noise on the root priors: P' = (1 - f) P + f eta, back to logits log(max(P', tiny)).
+    probs = softmax(logits)
+    if dirichlet_noise is not None:
+        noise = np.asarray(dirichlet_noise, dtype=np.float64)
+        if noise.shape != (B, A):
+            raise ValueError(f"dirichlet_noise must have shape {(B, A)}, got {noise.shape}")
+        probs = (1.0 - dirichlet_fraction) * probs + dirichlet_fraction * noise
+    elif dirichlet_fraction > 0.0:
+        noise = rng.dirichlet(np.full(A, float(dirichlet_alpha)), size=B)
+        probs = (1.0 - dirichlet_fraction) * probs + dirichlet_fraction * noise
+    logits = _mask_logits(np.log(np.maximum(probs, _TINY)), invalid)
+
+    q_code = QTRANSFORMS[qtransform]
+
+    def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
+        kernels.select_puct(
+            q_code, first_sim, depth_cap, float(pb_c_init), float(pb_c_base), vmin, vmax,
+            t.children_index, t.children_priors, t.children_visits, t.children_values,
+            t.children_rewards, t.children_discounts, t.node_visits, t.node_values,
+            children_virtual, node_virtual, t.root_invalid_actions, parent, action, leaf)
+
+    tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
+                      params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
+                      backend=backend, should_stop=should_stop, progress=progress)
+
+    weights = tree.summary().visit_probs  # [B, A]
+    act_logits = np.log(np.maximum(weights, _TINY))
+    with np.errstate(over="ignore", under="ignore"):  # temperature 0: logits / tiny -> -inf
+        act_logits = (act_logits - act_logits.max(-1, keepdims=True)) / max(_TINY, temperature)
+        p = np.exp(act_logits)
+    p /= p.sum(-1, keepdims=True)
+    u = rng.random(B)[:, None]
+    action = np.minimum((np.cumsum(p, -1) < u * p.sum(-1, keepdims=True)).sum(-1), A - 1)
+    return PolicyOutput(action=action.astype(np.int64), action_weights=weights, search_tree=tree)
+
+
+def gumbel_muzero_policy(
+    root: RootFnOutput,
+    recurrent_fn: RecurrentFn,
+    num_simulations: int,
+    *,
+    params: Any = None,
+    rng: np.random.Generator | int | None = None,
+    invalid_actions: np.ndarray | None = None,
+    max_depth: int | None = None,
+    max_num_considered_actions: int = 16,
+    gumbel_scale: float = 1.0,
+    gumbel: np.ndarray | None = None,
+    value_scale: float = 0.1,
+    maxvisit_init: float = 50.0,
+    num_leaves: int = 1,
+    backend: str = "numba",
+    should_stop: ShouldStop | None = None,
+    progress: Progress | None = None,
+) -> PolicyOutput:
+    """Full Gumbel MuZero search: Sequential Halving with Gumbel at the root.
+
+    The root draws ``g = gumbel_scale * Gumbel(0, 1)`` per action. The final action is the best
+    ``g(a) + logits(a) + sigma(q(a))`` among the most visited actions, and ``action_weights =
+    softmax(logits + sigma(q))`` with completed Q-values (see the module docstring).
+
+    Args:
+        root: ``RootFnOutput`` with ``prior_logits [B, A]``, ``value [B]``, ``embedding [B, ...]``.
+        recurrent_fn: as in :func:`muzero_policy`.
+        num_simulations: number of leaves evaluated per tree.
+        params: passed through to ``recurrent_fn``.
+        rng: numpy ``Generator`` or seed for the Gumbel noise; passed through to ``recurrent_fn``.
+        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
+        max_depth: longest path from the root in edges (default ``num_simulations``).
+        max_num_considered_actions: actions entering Sequential Halving at the root (``m``).
+        gumbel_scale: scale of the Gumbel noise; 0 gives a deterministic search.
+        gumbel: ``[B, A]`` noise to use instead of drawing it (``gumbel_scale`` is then ignored).
+        value_scale: ``c_scale`` of ``sigma``.
+        maxvisit_init: ``c_visit`` of ``sigma``.
+        num_leaves: leaves selected per tree per pass, spread by virtual visits.
+        backend: ``"numba"`` (compiled kernels) or ``"python"`` (the reference twin, mcts_py).
+        should_stop: ``() -> str | None``, called before each pass; a returned reason stops the
+            search early (see :func:`run_search`).
+        progress: ``(simulations_done) -> None``, called after each pass.
+
+    Returns:
+        ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
+    """
+    kernels = _kernels(backend)
+    S = _check_budget(num_simulations, num_leaves, max_depth)[0]
+    if int(max_num_considered_actions) < 1:
+        raise ValueError(f"max_num_considered_actions must be >= 1, got {max_num_considered_actions}")
+    rng = np.random.default_rng(rng)
+    logits, value, embedding, invalid = _check_root(root, invalid_actions)
+    B, A = logits.shape
+    logits = _mask_logits(logits, invalid)
+    if gumbel is None:
+        g = float(gumbel_scale) * rng.gumbel(size=(B, A)) if gumbel_scale != 0 else np.zeros((B, A))
+    else:
+        g = np.asarray(gumbel, dtype=np.float64)
+        if g.shape != (B, A):
+            raise ValueError(f"gumbel must have shape {(B, A)}, got {g.shape}")
+    g = np.ascontiguousarray(g, dtype=np.float64)
+
+    value_scale, maxvisit_init = float(value_scale), float(maxvisit_init)
+    m = int(max_num_considered_actions)
+    table = cached_considered_visits_table(m, S)  # [m + 1, S]
+    num_considered = np.minimum(m, A - invalid.sum(-1)).astype(np.int32)  # [B]
+
+    def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
+        kernels.select_gumbel(
+            first_sim, depth_cap, value_scale, maxvisit_init, t.children_index,
+            t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
+            t.children_rewards, t.children_discounts, t.raw_values, children_virtual,
+            node_virtual, t.root_invalid_actions, g, table, num_considered, parent, action, leaf)
+
+    tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
+                      params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
+                      backend=backend, extra_data={"root_gumbel": g}, should_stop=should_stop,
+                      progress=progress)
+
+    # Act with the best g + logits + sigma(q) among the most visited root actions.
+    t = tree
+    completed = np.zeros((B, A))
+    kernels.completed_qvalues(
+        np.zeros(B, dtype=np.int32), t.children_visits, t.children_priors, t.children_values,
+        t.children_rewards, t.children_discounts, t.raw_values, value_scale, maxvisit_init,
+        completed)
+    visits = t.children_visits[:, ROOT_INDEX]  # [B, A]
+    considered = visits.max(-1, keepdims=True)
+    score = np.maximum(_LOW_LOGIT, g + (logits - logits.max(-1, keepdims=True)) + completed)
+    score = np.where((visits == considered) & ~invalid, score, -np.inf)
+    action = score.argmax(-1).astype(np.int64)
+    weights = softmax(_mask_logits(logits + completed, invalid))
+    return PolicyOutput(action=action, action_weights=weights, search_tree=tree)
+
+
+
+# --------------------------------------------------------------------------------------------------
+# The search loop (the same for both backends; only the kernels differ).
+
+Select = Callable[[Tree, np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num_simulations: int,
+               select: Select, *, params: Any = None, rng: np.random.Generator | None = None,
+               max_depth: int | None = None, num_leaves: int = 1, backend: str = "numba",
+               extra_data: dict | None = None, should_stop: ShouldStop | None = None,
+               progress: Progress | None = None) -> Tree:
+    """Allocate the trees, fill the roots, and run the select / evaluate / expand-and-backup loop.
+
+    Args:
+        logits: ``[B, A]`` float64 root logits (noised and masked by the policy).
+        value: ``[B]`` float64 root values.
+        embedding: ``[B, ...]`` root embeddings.
+        invalid: ``[B, A]`` bool root mask.
+        recurrent_fn: the model, as in :func:`muzero_policy`.
+        num_simulations: ``S``, leaves evaluated per tree.
+        select: ``(tree, children_virtual, node_virtual, first_sim, max_depth, parent, action,
+            leaf) -> None``, the policy's selection kernel call; writes ``parent, action, leaf``
+            ``[B, k]`` for the pass whose first simulation is ``first_sim``.
+        params: passed through to ``recurrent_fn``.
+        rng: passed through to ``recurrent_fn``.
+        max_depth: longest path from the root in edges (default ``S``).
+        num_leaves: leaves per tree per pass (``k``; fewer on the last pass).
+        backend: ``"numba"`` or ``"python"``: which expand_and_backup kernel runs.
+        extra_data: stored in ``tree.extra_data`` (with ``num_simulations_done`` and ``stop_reason``).
+        should_stop: ``() -> str | None``, checked before each pass (a budget check). When it returns
+            a reason the loop stops and returns the tree built so far.
+        progress: ``(simulations_done) -> None``, called after each pass.
+
+    Returns:
+        The :class:`Tree`; ``tree.extra_data["num_simulations_done"]`` (int, ``S`` when complete) and
+        ``tree.extra_data["stop_reason"]`` (the reason, or None).
+    """
+    kernels = _kernels(backend)
+    S, L, depth_cap = _check_budget(num_simulations, num_leaves, max_depth)
+    B, A = logits.shape
+    N = S + 1
+    extra_data = {} if extra_data is None else extra_data
+    tree, children_virtual, node_virtual = init_tree(logits, value, embedding, invalid, S, extra_data=extra_data)
+    t = tree
+    emb_shape = embedding.shape[1:]
+    flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)  # a view: row b * N + n
+    first_row = (np.arange(B, dtype=np.intp) * N)[:, None]  # [B, 1]
+    buffers = {}
+    done, reason = 0, None
+    for start in range(0, S, L):
+        if should_stop is not None:
+            reason = should_stop()
+            if reason is not None:
+                break
+        k = min(L, S - start)
+        M = B * k
+        if k not in buffers:  # parent, action, leaf [B, k] int32; action, rows [M] int64
+            buffers[k] = (np.empty((B, k), np.int32), np.empty((B, k), np.int32), np.empty((B, k), np.int32),
+                          np.empty(M, np.int64), np.empty((B, k), np.intp))
+        parent, action, leaf, action64, rows = buffers[k]
+        select(t, children_virtual, node_virtual, start, depth_cap, parent, action, leaf)
+        action64[:] = action.reshape(M)
+        np.add(first_row, parent, out=rows)
+        out, new_embedding = recurrent_fn(params, rng, action64.copy(), flat_embeddings.take(rows.reshape(M), axis=0))
+        reward = _as_f64(out.reward, (M,), "reward")
+        discount = _as_f64(out.discount, (M,), "discount")
+        prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
+        leaf_value = _as_f64(out.value, (M,), "value")
+        new_embedding = np.asarray(new_embedding)
+        if new_embedding.shape != (M,) + emb_shape:
+            raise ValueError(f"recurrent_fn returned embeddings of shape {new_embedding.shape}, "
+                             f"expected {(M,) + emb_shape}")
+        kernels.expand_and_backup(
+            parent, action, leaf, reward, discount, prior_logits, leaf_value, t.children_index,
+            t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
+            t.children_rewards, t.children_discounts, t.node_visits, t.node_values, t.raw_values,
+            t.parents, t.action_from_parent, children_virtual, node_virtual)
+        np.add(first_row, leaf, out=rows)
+        flat_embeddings[rows.reshape(M)] = new_embedding
+        done = start + k
+        if progress is not None:
+            progress(done)
+    extra_data["num_simulations_done"] = done
+    extra_data["stop_reason"] = reason
+    return tree
+
+
+def _check_budget(num_simulations, num_leaves, max_depth):
+    S = int(num_simulations)
+    if S < 1 or S != num_simulations:
+        raise ValueError(f"num_simulations must be a positive int, got {num_simulations!r}")
+    L = int(num_leaves)
+    if L < 1 or L != num_leaves:
+        raise ValueError(f"num_leaves must be a positive int, got {num_leaves!r}")
+    depth_cap = S if max_depth is None else int(max_depth)
+    if depth_cap < 1:
+        raise ValueError(f"max_depth must be >= 1, got {max_depth!r}")
+    return S, L, depth_cap
+
+
+def _check_root(root, invalid_actions):
+    logits = np.asarray(root.prior_logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[1] < 1:
+        raise ValueError(f"root.prior_logits must have shape [B, A], got {logits.shape}")
+    B, A = logits.shape
+    value = _as_f64(root.value, (B,), "root.value")
+    embedding = np.asarray(root.embedding)
+    if embedding.ndim < 1 or embedding.shape[0] != B:
+        raise ValueError(f"root.embedding must have shape [B, ...] with B={B}, got {embedding.shape}")
+    if invalid_actions is None:
+        invalid = np.zeros((B, A), dtype=np.bool_)
+    else:
+        invalid = np.asarray(invalid_actions).astype(np.bool_)
+        if invalid.shape != (B, A):
+            raise ValueError(f"invalid_actions must have shape {(B, A)}, got {invalid.shape}")
+    return np.ascontiguousarray(logits), value, embedding, np.ascontiguousarray(invalid)
+
+
+def _as_f64(x, shape, name):
+    arr = np.ascontiguousarray(x, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+def _mask_logits(logits: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """Shift so the max is 0 and give invalid actions the lowest finite logit (as mctx)."""
+    if not invalid.any():
+        return np.ascontiguousarray(logits)
+    shifted = logits - logits.max(-1, keepdims=True)
+    return np.ascontiguousarray(np.where(invalid, np.finfo(np.float64).min, shifted))
+
+
+
+class _NumbaKernels:
+    """The kernel set the search loop calls (the twin module mcts_py provides the same names)."""
+
+    select_puct = staticmethod(kernels_mcts.select_puct)
+    select_gumbel = staticmethod(kernels_mcts.select_gumbel)
+    expand_and_backup = staticmethod(kernels_mcts.expand_and_backup)
+    completed_qvalues = staticmethod(kernels_mcts.completed_qvalues)
+
+
+def _kernels(backend: str):
+    if backend == "numba":
+        return _NumbaKernels
+    if backend == "python":
+        from ponder.kernels import mcts_py
+
+        return mcts_py
+    raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
