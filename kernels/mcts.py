@@ -483,57 +483,20 @@ def _edge_leaf(node, a, first_sim, j, pend_parent, pend_action, pend_node, n_pen
     return first_sim + j + 1, n_pend + 1
 
 
-@_kernel
-def select_puct(q_code, first_sim, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
-                children_priors, children_visits, children_values, children_rewards,
-                children_discounts, node_visits, node_values, children_virtual, node_virtual,
-                root_invalid, out_parent, out_action, out_leaf):
-    """Select ``L = out_parent.shape[1]`` leaves in each of the ``B`` trees by PUCT.
-
-    Leaf ``j`` walks down from the root until it takes an unexpanded edge or reaches ``max_depth``
-    edges, adding a virtual visit to every edge it takes. Writes ``out_parent[b, j]``,
-    ``out_action[b, j]`` (the edge to evaluate) and ``out_leaf[b, j]``: the existing child at
-    ``max_depth``, the node reserved by an earlier leaf of this pass for the same edge, or the new
-    index ``first_sim + j + 1``.
-    """
-    B, L = out_parent.shape
-    pend_parent = np.empty(L, np.int64)
-    pend_action = np.empty(L, np.int64)
-    pend_node = np.empty(L, np.int64)
-    for b in range(B):
-        n_pend = 0
-        for j in range(L):
-            node = 0
-            depth = 0
-            while True:
-                a = _puct_action(depth == 0, q_code, pb_c_init, pb_c_base, vmin, vmax,
-                                 children_priors[b, node], children_visits[b, node],
-                                 children_values[b, node], children_rewards[b, node],
-                                 children_discounts[b, node], node_visits[b, node],
-                                 node_values[b, node], children_virtual[b, node],
-                                 node_virtual[b, node], root_invalid[b])
-                children_virtual[b, node, a] += 1
-                node_virtual[b, node] += 1
-                depth += 1
-                child = children_index[b, node, a]
-                if child == UNVISITED:
-                    child, n_pend = _edge_leaf(node, a, first_sim, j, pend_parent, pend_action, pend_node, n_pend)
-                    break
-                if depth >= max_depth:
-                    break
-                node = child
-            out_parent[b, j] = node
-            out_action[b, j] = a
-            out_leaf[b, j] = child
+_PUCT = 0  # action rule of _walk: PUCT at every node
+_GUMBEL = 1  # action rule of _walk: Sequential Halving at the root, deterministic below
 
 
-@_kernel
-def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_index,
-                  children_prior_logits, children_priors, children_visits, children_values,
-                  children_rewards, children_discounts, raw_values, children_virtual, node_virtual,
-                  root_invalid, root_gumbel, table, num_considered, out_parent, out_action, out_leaf):
-    """Select ``L`` leaves per tree as :func:`select_puct` does, with Gumbel MuZero's rules: Sequential
-    Halving at the root (schedule ``table[num_considered[b]]``), deterministic selection below."""
+@_inline
+def _walk(rule, first_sim, max_depth, children_index, children_visits, children_values,
+          children_rewards, children_discounts, children_priors, children_virtual, node_virtual,
+          root_invalid, out_parent, out_action, out_leaf,
+          q_code, pb_c_init, pb_c_base, vmin, vmax, node_visits, node_values,
+          children_prior_logits, raw_values, root_gumbel, table, num_considered, value_scale,
+          maxvisit_init):
+    """The tree walk shared by both selection kernels; ``rule`` (``_PUCT`` or ``_GUMBEL``, a constant
+    at each call site, so the compiler drops the other branch) picks the action at each node. The
+    arguments after ``out_leaf`` are those of one rule; the other rule's are unused."""
     B, L = out_parent.shape
     A = children_visits.shape[2]
     scratch = np.empty(A)
@@ -546,7 +509,14 @@ def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_ind
             node = 0
             depth = 0
             while True:
-                if depth == 0:
+                if rule == _PUCT:
+                    a = _puct_action(depth == 0, q_code, pb_c_init, pb_c_base, vmin, vmax,
+                                     children_priors[b, node], children_visits[b, node],
+                                     children_values[b, node], children_rewards[b, node],
+                                     children_discounts[b, node], node_visits[b, node],
+                                     node_values[b, node], children_virtual[b, node],
+                                     node_virtual[b, node], root_invalid[b])
+                elif depth == 0:
                     a = _gumbel_root_action(children_prior_logits[b, 0], children_priors[b, 0],
                                             children_visits[b, 0], children_values[b, 0],
                                             children_rewards[b, 0], children_discounts[b, 0],
@@ -573,6 +543,40 @@ def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_ind
             out_action[b, j] = a
             out_leaf[b, j] = child
 
+
+@_kernel
+def select_puct(q_code, first_sim, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
+                children_priors, children_visits, children_values, children_rewards,
+                children_discounts, node_visits, node_values, children_virtual, node_virtual,
+                root_invalid, out_parent, out_action, out_leaf):
+    """Select ``L = out_parent.shape[1]`` leaves in each of the ``B`` trees by PUCT.
+
+    Leaf ``j`` walks down from the root until it takes an unexpanded edge or reaches ``max_depth``
+    edges, adding a virtual visit to every edge it takes. Writes ``out_parent[b, j]``,
+    ``out_action[b, j]`` (the edge to evaluate) and ``out_leaf[b, j]``: the existing child at
+    ``max_depth``, the node reserved by an earlier leaf of this pass for the same edge, or the new
+    index ``first_sim + j + 1``.
+    """
+    _walk(_PUCT, first_sim, max_depth, children_index, children_visits, children_values,
+          children_rewards, children_discounts, children_priors, children_virtual, node_virtual,
+          root_invalid, out_parent, out_action, out_leaf,
+          q_code, pb_c_init, pb_c_base, vmin, vmax, node_visits, node_values,
+          children_priors, node_values, children_priors[:, 0], node_visits, node_visits[:, 0], 0.0, 0.0)
+
+
+@_kernel
+def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_index,
+                  children_prior_logits, children_priors, children_visits, children_values,
+                  children_rewards, children_discounts, raw_values, children_virtual, node_virtual,
+                  root_invalid, root_gumbel, table, num_considered, out_parent, out_action, out_leaf):
+    """Select ``L`` leaves per tree as :func:`select_puct` does, with Gumbel MuZero's rules: Sequential
+    Halving at the root (schedule ``table[num_considered[b]]``), deterministic selection below."""
+    _walk(_GUMBEL, first_sim, max_depth, children_index, children_visits, children_values,
+          children_rewards, children_discounts, children_priors, children_virtual, node_virtual,
+          root_invalid, out_parent, out_action, out_leaf,
+          0, 0.0, 1.0, 0.0, 1.0, children_visits[:, :, 0], raw_values,
+          children_prior_logits, raw_values, root_gumbel, table, num_considered, value_scale,
+          maxvisit_init)
 
 @_kernel
 def expand_and_backup(parent, action, leaf, reward, discount, prior_logits, value, children_index,
