@@ -35,15 +35,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-SCHEMES = ("multinomial", "stratified", "systematic", "residual")
-SUM_TOLERANCE = 1e-6  # |sum(W) - 1| allowed before a ValueError
+from ponder.kernels import _checks
+from ponder.kernels._checks import SCHEMES, SUM_TOLERANCE, check_draws, check_M, check_scheme
 
-_WEIGHT_ERRORS = {
-    1: "weights contain NaN (at index {i})",
-    2: "weights contain a negative value (at index {i})",
-    3: "weights contain an infinite value (at index {i})",
-    4: "all weights are zero",
-}
+_WEIGHT_ERRORS = _checks.WEIGHT_ERRORS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,40 +260,18 @@ def _ess(W):  # [N] -> (status, index, ess)
 
 
 # ---------------------------------------------------------------------------------------------
-# validation helpers (shared in spirit with the twin; kept here so the kernel stands alone)
+# validation (ponder.kernels._checks, shared with the twin; the element scans are the numba ones)
 # ---------------------------------------------------------------------------------------------
 
 
 def _as_weights(W, *, normalised: bool = True):
     """Validate ``W`` [N]; return (W float64 contiguous, total, last positive index)."""
-    W = np.ascontiguousarray(W, dtype=np.float64)
-    if W.ndim != 1 or W.shape[0] == 0:
-        raise ValueError(f"weights must be a non-empty 1-D array, got shape {W.shape}")
-    status, i, total, last = _scan_weights(W)
-    if status:
-        raise ValueError(_WEIGHT_ERRORS[status].format(i=i))
-    if normalised and not abs(total - 1.0) <= SUM_TOLERANCE:
-        raise ValueError(f"weights sum to {total!r}, not 1; normalise them first (e.g. log_normalise)")
-    return W, total, last
+    return _checks.as_weights(W, scan=_scan_weights, normalised=normalised)
 
 
 def _as_uniforms(u, name: str = "u"):
     """Validate ``u`` [M] in [0, 1); return (u float64 contiguous, is_sorted)."""
-    u = np.ascontiguousarray(u, dtype=np.float64)
-    if u.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of uniforms, got shape {u.shape}")
-    status, i, is_sorted = _scan_uniforms(u)
-    if status:
-        raise ValueError(f"{name}[{i}] = {u[i]!r} is not in [0, 1)")
-    return u, is_sorted
-
-
-def _check_M(M, count: int, scheme: str) -> int:
-    if M is None:
-        return count
-    if int(M) != count:
-        raise ValueError(f"{scheme}: M={M} but {count} uniforms were given (one per draw)")
-    return count
+    return _checks.as_uniforms(u, name, scan=_scan_uniforms)
 
 
 def _icdf(W, v, total, last, out, offset, is_sorted):
@@ -347,7 +320,7 @@ def multinomial(W, u, *, M: int | None = None) -> np.ndarray:
     """
     W, total, last = _as_weights(W)
     u, is_sorted = _as_uniforms(u)
-    M = _check_M(M, u.shape[0], "multinomial")
+    M = check_M(M, u.shape[0], "multinomial")
     A = np.empty(M, np.int64)
     if M:
         _icdf(W, u, total, last, A, 0, is_sorted)
@@ -370,7 +343,7 @@ def stratified(W, u, *, M: int | None = None) -> np.ndarray:
     """
     W, total, last = _as_weights(W)
     u, _ = _as_uniforms(u)
-    _check_M(M, u.shape[0], "stratified")
+    check_M(M, u.shape[0], "stratified")
     if u.shape[0] == 0:
         return np.empty(0, np.int64)
     return _stratified(W, u, total, last)
@@ -392,15 +365,11 @@ def systematic(W, u, *, M: int | None = None) -> np.ndarray:
         ancestor indices, int64 [M], sorted.
     """
     W, total, last = _as_weights(W)
-    u_arr, _ = _as_uniforms(np.atleast_1d(np.asarray(u, dtype=np.float64)))
-    if u_arr.shape[0] != 1:
-        raise ValueError(f"systematic takes exactly one uniform, got {u_arr.shape[0]}")
-    M = W.shape[0] if M is None else int(M)
-    if M < 0:
-        raise ValueError(f"M must be >= 0, got {M}")
+    u = _checks.one_uniform(u, scan=_scan_uniforms)
+    M = check_draws(W.shape[0] if M is None else M)
     if M == 0:
         return np.empty(0, np.int64)
-    return _systematic(W, float(u_arr[0]), M, total, last)
+    return _systematic(W, u, M, total, last)
 
 
 def residual(W, u, *, M: int | None = None) -> np.ndarray:
@@ -421,7 +390,7 @@ def residual(W, u, *, M: int | None = None) -> np.ndarray:
     """
     W, total, last = _as_weights(W)
     u, _ = _as_uniforms(u)
-    M = _check_M(M, u.shape[0], "residual")
+    M = check_M(M, u.shape[0], "residual")
     if M == 0:
         return np.empty(0, np.int64)
     A, res, R = _residual_parts(W, M, total)
@@ -514,12 +483,9 @@ def resample_weights(W, scheme: str = "systematic", *, M: int | None = None, rng
     Returns:
         int64 [M] ancestor indices.
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown resampling scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+    check_scheme(scheme)
     W, total, _ = _as_weights(W)
-    M = W.shape[0] if M is None else int(M)
-    if M < 0:
-        raise ValueError(f"M must be >= 0, got {M}")
+    M = check_draws(W.shape[0] if M is None else M)
     rng = np.random.default_rng(rng)
     if scheme == "multinomial":
         return multinomial(W, sorted_uniforms(M, rng))

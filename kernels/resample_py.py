@@ -8,43 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEMES = ("multinomial", "stratified", "systematic", "residual")
-SUM_TOLERANCE = 1e-6
+from ponder.kernels import _checks
+from ponder.kernels._checks import SCHEMES, SUM_TOLERANCE, check_draws, check_M, check_scheme
 
 
 def _as_weights(W, *, normalised: bool = True):
-    W = np.ascontiguousarray(W, dtype=np.float64)
-    if W.ndim != 1 or W.shape[0] == 0:
-        raise ValueError(f"weights must be a non-empty 1-D array, got shape {W.shape}")
-    if np.isnan(W).any():
-        raise ValueError(f"weights contain NaN (at index {int(np.argmax(np.isnan(W)))})")
-    if (W < 0).any():
-        raise ValueError(f"weights contain a negative value (at index {int(np.argmax(W < 0))})")
-    if np.isinf(W).any():
-        raise ValueError(f"weights contain an infinite value (at index {int(np.argmax(np.isinf(W)))})")
-    if not W.any():
-        raise ValueError("all weights are zero")
-    C = np.cumsum(W)  # [N]
-    if normalised and not abs(C[-1] - 1.0) <= SUM_TOLERANCE:
-        raise ValueError(f"weights sum to {C[-1]!r}, not 1; normalise them first (e.g. log_normalise)")
-    last = int(np.flatnonzero(W)[-1])
-    return C, last
+    """Validate (``ponder.kernels._checks``, numpy scans); return (C = cumsum(W) [N], last)."""
+    W, _, last = _checks.as_weights(W, scan=_checks.scan_weights_numpy, normalised=normalised)
+    return np.cumsum(W), last
 
 
 def _as_uniforms(u, name: str = "u") -> np.ndarray:
-    u = np.ascontiguousarray(u, dtype=np.float64)
-    if u.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of uniforms, got shape {u.shape}")
-    bad = ~((u >= 0) & (u < 1))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"{name}[{i}] = {u[i]!r} is not in [0, 1)")
-    return u
-
-
-def _check_M(M, count: int, scheme: str) -> None:
-    if M is not None and int(M) != count:
-        raise ValueError(f"{scheme}: M={M} but {count} uniforms were given (one per draw)")
+    return _checks.as_uniforms(u, name, scan=_checks.scan_uniforms_numpy)[0]
 
 
 def _icdf_at(C, last: int, t) -> np.ndarray:
@@ -67,7 +42,7 @@ def multinomial(W, u, *, M: int | None = None) -> np.ndarray:
     """A_m = F^{-1}(u_m) for M uniforms u (any order); int64 [M]."""
     C, last = _as_weights(W)
     u = _as_uniforms(u)
-    _check_M(M, len(u), "multinomial")
+    check_M(M, len(u), "multinomial")
     return _icdf(C, last, u)
 
 
@@ -75,7 +50,7 @@ def stratified(W, u, *, M: int | None = None) -> np.ndarray:
     """A_m = min{n : C_n > (m + u_m) * (C_{N-1} / M)} for M uniforms; int64 [M]."""
     C, last = _as_weights(W)
     u = _as_uniforms(u)
-    _check_M(M, len(u), "stratified")
+    check_M(M, len(u), "stratified")
     if len(u) == 0:
         return np.empty(0, np.int64)
     return _icdf_at(C, last, (np.arange(len(u)) + u) * (C[-1] / len(u)))
@@ -84,15 +59,11 @@ def stratified(W, u, *, M: int | None = None) -> np.ndarray:
 def systematic(W, u, *, M: int | None = None) -> np.ndarray:
     """A_m = min{n : C_n > (m + u) * (C_{N-1} / M)} for one uniform u; int64 [M], M default N."""
     C, last = _as_weights(W)
-    u = _as_uniforms(np.atleast_1d(np.asarray(u, dtype=np.float64)))
-    if len(u) != 1:
-        raise ValueError(f"systematic takes exactly one uniform, got {len(u)}")
-    M = len(C) if M is None else int(M)
-    if M < 0:
-        raise ValueError(f"M must be >= 0, got {M}")
+    u = _checks.one_uniform(u, scan=_checks.scan_uniforms_numpy)
+    M = check_draws(len(C) if M is None else M)
     if M == 0:
         return np.empty(0, np.int64)
-    return _icdf_at(C, last, (np.arange(M) + u[0]) * (C[-1] / M))
+    return _icdf_at(C, last, (np.arange(M) + u) * (C[-1] / M))
 
 
 def _residual_parts(W, M: int):
@@ -113,7 +84,7 @@ def residual(W, u, *, M: int | None = None) -> np.ndarray:
     """floor(M W_n) copies of each n, then multinomial on the residuals with u[:R]; int64 [M]."""
     _as_weights(W)
     u = _as_uniforms(u)
-    _check_M(M, len(u), "residual")
+    check_M(M, len(u), "residual")
     M = len(u)
     if M == 0:
         return np.empty(0, np.int64)
@@ -157,13 +128,10 @@ def sorted_uniforms(M: int, rng: np.random.Generator) -> np.ndarray:
 
 def resample_weights(W, scheme: str = "systematic", *, M: int | None = None, rng=None) -> np.ndarray:
     """Ancestor indices from normalised weights, uniforms drawn from ``rng`` as the kernel does."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown resampling scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+    check_scheme(scheme)
     _as_weights(W)
     W = np.ascontiguousarray(W, dtype=np.float64)
-    M = len(W) if M is None else int(M)
-    if M < 0:
-        raise ValueError(f"M must be >= 0, got {M}")
+    M = check_draws(len(W) if M is None else M)
     rng = np.random.default_rng(rng)
     if scheme == "multinomial":
         return multinomial(W, sorted_uniforms(M, rng))
@@ -181,7 +149,6 @@ def resample_weights(W, scheme: str = "systematic", *, M: int | None = None, rng
 
 def resample(logw, scheme: str = "systematic", *, M: int | None = None, rng=None) -> np.ndarray:
     """``log_normalise`` then ``resample_weights``."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown resampling scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+    check_scheme(scheme)
     W, _ = log_normalise(logw)
     return resample_weights(W, scheme, M=M, rng=rng)
