@@ -5,6 +5,9 @@ run) and with google-deepmind/mctx live where installed."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -339,6 +342,70 @@ def test_bad_model_outputs_raise():
         mcts.gumbel_muzero_policy(model.root(2, 0), model, 0)
     with pytest.raises(ValueError, match="gumbel"):
         mcts.gumbel_muzero_policy(model.root(2, 0), model, 3, gumbel=np.zeros(3))
+
+
+# --------------------------------------------------------------------------------------------------
+# Agreement with golden mctx trees (tests/golden/mctx_trees.json, made by tests/golden/make_golden.py
+# with mctx in float64): run in every test run, mctx not needed.
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+GOLDEN_MCTX = json.loads((GOLDEN / "mctx_trees.json").read_text())["cases"]
+GOLDEN_INT_FIELDS = ("node_visits", "parents", "action_from_parent", "children_index", "children_visits")
+GOLDEN_FLOAT_FIELDS = ("node_values", "children_values")
+
+
+class GoldenModel:
+    """The table model of a golden case: ``next = (state * A + action + 1) mod T``."""
+
+    def __init__(self, case: dict):
+        self.A, self.T = case["A"], case["T"]
+        self.tables = {k: np.asarray(v, dtype=np.float64) for k, v in case["tables"].items()}
+
+    def __call__(self, params, rng, actions, states):
+        nxt = (states * self.A + actions + 1) % self.T
+        t = self.tables
+        return mcts.RecurrentFnOutput(reward=t["reward"][nxt], discount=t["discount"][nxt],
+                                      prior_logits=t["logits"][nxt], value=t["value"][nxt]), nxt
+
+    def root(self, states) -> mcts.RootFnOutput:
+        states = np.asarray(states, dtype=np.int64)
+        return mcts.RootFnOutput(prior_logits=self.tables["logits"][states], value=self.tables["value"][states],
+                                 embedding=states)
+
+
+def _golden_search(case: dict, backend: str = "numba") -> mcts.PolicyOutput:
+    model = GoldenModel(case)
+    root = model.root(case["root_states"])
+    kw = dict(case["options"], invalid_actions=np.asarray(case["invalid_actions"], dtype=bool), backend=backend)
+    if "value_bounds" in kw:
+        kw["value_bounds"] = tuple(kw["value_bounds"])
+    if case["policy"] == "muzero":
+        return mcts.muzero_policy(root, model, case["S"], rng=0, dirichlet_noise=np.asarray(case["dirichlet_noise"]), **kw)
+    return mcts.gumbel_muzero_policy(root, model, case["S"], gumbel=np.asarray(case["gumbel"]), **kw)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_MCTX))
+def test_policies_match_golden_mctx_trees(name):
+    """The whole tree equals mctx's: counts, parents, actions and children exactly, values and the
+    root action weights within 1e-9 (and the Gumbel action exactly)."""
+    case = GOLDEN_MCTX[name]
+    out = _golden_search(case)
+    tree = out.search_tree
+    for field in GOLDEN_INT_FIELDS:
+        np.testing.assert_array_equal(getattr(tree, field), np.asarray(case["tree"][field]), err_msg=field)
+    for field in GOLDEN_FLOAT_FIELDS:
+        np.testing.assert_allclose(getattr(tree, field), np.asarray(case["tree"][field]), rtol=0, atol=1e-9,
+                                   err_msg=field)
+    np.testing.assert_allclose(out.action_weights, np.asarray(case["action_weights"]), rtol=0, atol=1e-9)
+    if case["policy"] == "gumbel":
+        np.testing.assert_array_equal(out.action, np.asarray(case["action"]))
+
+
+def test_golden_mctx_trees_on_the_twin():
+    """The pure-Python twin reproduces one golden tree of each policy too."""
+    for name in ("muzero_small", "gumbel_small"):
+        case = GOLDEN_MCTX[name]
+        _assert_same(_golden_search(case, "python"), _golden_search(case))
 
 
 # --------------------------------------------------------------------------------------------------

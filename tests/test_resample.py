@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -145,6 +148,23 @@ def test_same_distribution_as_particles(scheme):
             continue
         p = stats.chi2_contingency(table).pvalue
         assert p > 1e-4 / N, f"{scheme}: offspring of particle {n} differ from particles (p={p:.2g})"
+
+
+GOLDEN_PARTICLES = json.loads((pathlib.Path(__file__).parent / "golden" / "particles_resampling.json").read_text())
+
+
+@pytest.mark.parametrize("case", GOLDEN_PARTICLES["cases"],
+                         ids=lambda c: f"{c['scheme']}-{c['weights_name']}-M{c['M']}")
+@pytest.mark.parametrize("module", [K, T], ids=["kernel", "twin"])
+def test_matches_golden_particles(module, case):
+    """With the uniforms ``particles.resampling`` drew (tests/golden/make_golden.py), the same
+    ancestors and offspring counts as particles, exactly; particles not needed."""
+    W = np.asarray(case["W"], dtype=np.float64)
+    u = np.asarray(case["u"], dtype=np.float64)
+    scheme, M = case["scheme"], case["M"]
+    ancestors = getattr(module, scheme)(W, u[0] if scheme == "systematic" else u, M=M)
+    np.testing.assert_array_equal(ancestors, case["ancestors"])
+    np.testing.assert_array_equal(np.bincount(ancestors, minlength=len(W)), case["offspring"])
 
 
 # --------------------------------------------------------------------------------------------
