@@ -26,7 +26,8 @@ the same floating-point operations (``np.searchsorted(C, t, side="right")``), so
 identical indices for identical uniforms.
 
 Bad weights (NaN, +-inf, negative, all zero, not summing to 1 within 1e-6) raise ValueError:
-never a silent wrong draw. ``log_normalise`` turns log-weights into normalised weights with the
+never a silent wrong draw. The argument checks live once, in ``ponder.kernels._checks``, shared
+with the twin (this module passes its one-pass numba scans, the twin numpy ones). ``log_normalise`` turns log-weights into normalised weights with the
 log-sum-exp trick and rejects NaN, +inf and all -inf.
 """
 

@@ -2,6 +2,7 @@
 
 Same uniforms in, same ancestor indices out (the points are computed with the same floating-point
 operations). See ``resample.py`` for the maths and the uniforms each scheme takes.
+The argument checks and their errors are the kernel's, from ``ponder.kernels._checks``.
 """
 
 from __future__ import annotations
