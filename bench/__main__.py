@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> None:
         if n not in BENCHMARKS:
             raise SystemExit(f"unknown benchmark {n!r}; valid: {', '.join(BENCHMARKS)}, all")
         try:
-            module = importlib.import_module(f"bench.{n}")
+            module = importlib.import_module(f".{n}", __package__)
         except ModuleNotFoundError as exc:
-            if name == "all" and exc.name == f"bench.{n}":
+            if name == "all" and exc.name == f"{__package__}.{n}":
                 print(f"[bench] {n}: not written yet, skipped")
                 continue
             raise

@@ -1,6 +1,6 @@
 """Accuracy against compute on GSM8K-train with SmolLM2: greedy, majority@N, pass@N, beam@N.
 
-For each problem (the first ``--problems`` of ``shared/data/gsm8k_train.jsonl``):
+For each problem (the first ``--problems`` of ``data/gsm8k_train.jsonl``, the repository's copy):
 
 - **greedy**: one answer at temperature 0;
 - **samples**: 16 answers at temperature ``--temperature`` from one batched expansion of the
@@ -30,17 +30,18 @@ from pathlib import Path
 
 import torch
 
-from bench.common import RESULTS, markdown_table, write_results
-from bench.kv_sharing import DATA
+from .common import RESULTS, markdown_table, write_results
+from .kv_sharing import gsm8k_file
 
 INSTRUCTION = "\nSolve it step by step, then finish with: The answer is <number>."
 NS = (1, 4, 16)
 METHODS = ("greedy", "samples", "beam1", "beam4", "beam16")
 
 
-def load_problems(path: Path, n: int) -> list[dict]:
+def load_problems(path: Path | None, n: int) -> list[dict]:
+    """The first ``n`` GSM8K problems of ``path`` (default: the repository's copy)."""
     out = []
-    with open(path) as f:
+    with open(gsm8k_file(path)) as f:
         for i, line in enumerate(f):
             if i >= n:
                 break
@@ -144,7 +145,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench accuracy_vs_budget", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=None, help="GSM8K JSONL file (default: the repository copy, or $PONDER_DATA)")
     parser.add_argument("--problems", type=int, default=100)
     parser.add_argument("--methods", default="greedy,samples,beam4")
     parser.add_argument("--max-new-tokens", type=int, default=256)

@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from bench.common import markdown_table, write_results
-from bench.kv_sharing import DATA, prompt_of
+from .common import markdown_table, write_results
+from .kv_sharing import prompt_of
 
 
 def run_case(lm, prompt: str, *, n: int, new_tokens: int, repeats: int) -> dict:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     lm.expand([lm.root("warm up")], 2, step=ponder.Step(max_tokens=4), seed=0)
     cases = {
         "short prompt": "Write a short story about a robot who learns to paint.",
-        "long prompt": prompt_of(lm, args.long_prompt, DATA),
+        "long prompt": prompt_of(lm, args.long_prompt),
     }
     targets = {"short prompt": 1.0, "long prompt": 1.5}
     rows = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.common import interleaved_medians
+from .common import interleaved_medians
 from ponder.kernels import archive, archive_py
 
 TARGET = 5.0
@@ -82,7 +82,7 @@ def run(*, quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from bench.common import markdown_table
+    from .common import markdown_table
 
     rows = run(quick=True)
     print(markdown_table(rows, list(rows[0])))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.common import interleaved_medians
+from .common import interleaved_medians
 from ponder.kernels import heap_py
 from ponder.kernels.heap import DECREASE_KEY, POP, PUSH, IndexedHeap
 
@@ -124,7 +124,7 @@ def run(*, quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from bench.common import markdown_table
+    from .common import markdown_table
 
     rows = run(quick=True)
     print(markdown_table(rows, list(rows[0])))

@@ -67,7 +67,7 @@ def run(*, quick: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.common import markdown_table, write_results
+    from .common import markdown_table, write_results
 
     argv = list(sys.argv[1:] if argv is None else argv)
     rows = run(quick="--quick" in argv)

@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from bench.common import machine, markdown_table, median_time
+from .common import machine, markdown_table, median_time
 from ponder.kernels import trie, trie_py
 
 TARGET_RATIO = 20.0

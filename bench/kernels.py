@@ -15,7 +15,7 @@ import importlib
 import json
 import os
 
-from bench.common import RESULTS, markdown_table, write_results
+from .common import RESULTS, markdown_table, write_results
 
 PARTS = ("trie", "heap", "mcts", "resample", "archive")
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         if part not in PARTS:
             raise SystemExit(f"unknown kernel {part!r}; valid: {', '.join(PARTS)}")
         try:
-            module = importlib.import_module(f"bench.kernel_{part}")
+            module = importlib.import_module(f".kernel_{part}", __package__)
         except ImportError as exc:
             missing.append(f"{part} ({exc})")
             continue

@@ -25,15 +25,19 @@ from pathlib import Path
 
 import torch
 
-from bench.common import markdown_table, write_results
+from .common import markdown_table, write_results
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k_train.jsonl"
+def gsm8k_file(data: Path | None = None) -> Path:
+    """The GSM8K file: ``data`` when given, else the repository's copy (``ponder.data``, moved by ``$PONDER_DATA``)."""
+    from ponder import data as datasets
+
+    return Path(data) if data is not None else datasets.path("gsm8k_train.jsonl")
 
 
-def prompt_of(lm, n_tokens: int, data: Path) -> str:
+def prompt_of(lm, n_tokens: int, data: Path | None = None) -> str:
     """A user message whose chat-templated prompt is about ``n_tokens`` long (GSM8K questions)."""
     words: list[str] = []
-    with open(data) as f:
+    with open(gsm8k_file(data)) as f:
         for line in f:
             words += json.loads(line)["question"].split()
             if len(words) > 2 * n_tokens:
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of the decode and log-prob timings")
     parser.add_argument("--rounds", type=int, default=2, help="times each path grows the tree (the fastest counts)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=None, help="GSM8K JSONL file (default: the repository copy, or $PONDER_DATA)")
     parser.add_argument("--quick", action="store_true", help="a small tree (width 4, depth 2, 16-token steps)")
     args = parser.parse_args(argv)
     if args.quick:

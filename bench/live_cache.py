@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from bench.common import interleaved_medians, markdown_table, write_results
-from bench.kv_sharing import DATA, prompt_of
+from .common import interleaved_medians, markdown_table, write_results
+from .kv_sharing import prompt_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     from ponder import Step
 
     lms = {mode: ponder.load(args.model, live_cache=mode) for mode in ("growing", "dynamic")}
-    prompt = prompt_of(lms["growing"], args.prompt_tokens, DATA)
+    prompt = prompt_of(lms["growing"], args.prompt_tokens)
     step = Step(max_tokens=args.new_tokens, min_tokens=args.new_tokens)
     rows, tokens = [], {}
 

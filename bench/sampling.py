@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from bench.common import interleaved_medians, markdown_table, write_results
+from .common import interleaved_medians, markdown_table, write_results
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 
 def _value(text: str):
@@ -98,31 +96,15 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _bench_root() -> Path:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "bench" / "__main__.py").exists():
-        raise SystemExit("benchmarks live in ponder's source checkout (bench/); run `ponder bench` from an editable install")
-    return root
-
-
 def _benchmarks() -> list[str]:
-    try:
-        root = _bench_root()
-    except SystemExit:
-        return []
-    sys.path.insert(0, str(root))
-    try:
-        from bench.__main__ import BENCHMARKS
-    finally:
-        sys.path.pop(0)
+    from ponder.bench.__main__ import BENCHMARKS
+
     return list(BENCHMARKS)
 
 
 def cmd_bench(args) -> int:
-    root = _bench_root()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.call([sys.executable, "-m", "bench", args.name, *args.rest], cwd=root, env=env)
+    """Run ``python -m ponder.bench NAME ...`` (installed with ponder; works from any directory)."""
+    return subprocess.call([sys.executable, "-m", "ponder.bench", args.name, *args.rest])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     li = sub.add_parser("list", help="list algorithms, verifiers, models and benchmarks")
     li.set_defaults(fn=cmd_list)
 
-    b = sub.add_parser("bench", help="run a benchmark (from the source checkout)")
+    b = sub.add_parser("bench", help="run a benchmark (results go to bench/results/ of the installed source)")
     b.add_argument("name")
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(fn=cmd_bench)
@@ -155,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ponder.search.protocols import PonderError
+    from ponder.search.errors import PonderError
 
     try:
         return args.fn(args)

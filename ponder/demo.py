@@ -1,68 +1,61 @@
-"""``make demo``: greedy vs majority vote vs beam search on GSM8K problems, with SmolLM2.
+"""``make demo``: the shop window, one section per family, each with a time budget.
 
-For a few short GSM8K-train problems, three ways of spending compute on the same model:
+    python -m ponder.demo                      # every section
+    python -m ponder.demo --section gsm8k      # one (repeatable, or a comma list)
+    python -m ponder.demo --list               # the sections and their budgets
 
-- **greedy**: one answer at temperature 0;
-- **majority@4**: four sampled answers, the most frequent final number wins (no verifier);
-- **beam**: step-level beam search (width 2, 2 expansions per beam, steps end at a newline)
+Sections today:
+
+- **gsm8k** (budget 240 s): greedy vs majority@4 vs step-level beam search on a few short
+  GSM8K-train problems with SmolLM2. Majority draws four answers and the most frequent final
+  number wins (no verifier). Beam (width 2, 2 expansions per beam, steps end at a newline) is
   scored by the ``arithmetic`` process verifier, a calculator that checks every equation.
+  Majority and beam share one token budget. Each answer is checked against the reference
+  afterwards (the searches never see it) and printed with its ledger: tokens computed vs served
+  from the shared KV cache, forward calls, verifier calls, wall time.
 
-Majority and beam share the same token budget. Each answer is checked against the reference
-afterwards (the searches never see it) and printed with its ledger: tokens computed vs served
-from the shared KV cache, forward calls, verifier calls, wall time.
-
-    python -m ponder.demo [--problems 132,94,126] [--budget 640] [--max-new-tokens 160]
+A family adds its section as one function ``section(args, lm) -> None`` and one entry of
+:data:`SECTIONS`. A section's budget is what it may spend on a quiet 2-core machine; the demo
+prints each section's budget beside its elapsed time, and the whole stays under 5 minutes. Data
+come from the repository's copy (``ponder.data``; ``--data`` or ``$PONDER_DATA`` move it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import time
 from pathlib import Path
+from typing import Callable
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k_train.jsonl"
 INSTRUCTION = "\nSolve it step by step, then finish with: The answer is <number>."
 DEFAULT_PROBLEMS = "132,94,126"  # three short GSM8K-train problems (0-based line numbers)
 
 
-def load_problems(path: Path, indices: list[int]) -> list[dict]:
-    if not path.exists():
-        raise SystemExit(f"GSM8K data not found at {path}; pass --data PATH (see ../shared/data/README.md)")
-    rows = path.read_text().splitlines()
-    out = []
-    for i in indices:
-        row = json.loads(rows[i])
-        out.append({"index": i, "question": row["question"], "reference": row["answer"].split("####")[-1].strip()})
-    return out
+def load_problems(path: Path | None, indices: list[int]) -> list[dict]:
+    """GSM8K-train problems by line number (``path``: a JSONL file; default: the repository's copy)."""
+    from ponder import data
+
+    try:
+        rows = data.gsm8k(path)
+    except data.DataNotFound as exc:
+        raise SystemExit(str(exc)) from None
+    bad = [i for i in indices if not 0 <= i < len(rows)]
+    if bad:
+        raise SystemExit(f"--problems {bad} outside the {len(rows)} problems of the GSM8K file")
+    return [{"index": i, "question": rows[i]["question"], "reference": rows[i]["reference"]} for i in indices]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ponder.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--problems", default=DEFAULT_PROBLEMS, help="comma-separated line numbers of gsm8k_train.jsonl")
-    parser.add_argument("--budget", type=int, default=640, help="generated-token budget of majority and beam")
-    parser.add_argument("--max-new-tokens", type=int, default=160)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    import torch
-
+def gsm8k_section(args, lm) -> None:
+    """Greedy vs majority@4 vs beam search with the calculator verifier, on GSM8K problems."""
     import ponder
     from ponder.verifiers import extract_answer, math_answer
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     problems = load_problems(args.data, [int(i) for i in args.problems.split(",")])
-    t0 = time.perf_counter()
-    print(f"loading {args.model} (the first run converts the GGUF file, ~30 s) ...", flush=True)
-    lm = ponder.load(args.model, seed=args.seed)
-    print(f"loaded in {time.perf_counter() - t0:.1f} s")
     print(
         "SmolLM2-135M is a tiny model: it solves about 1% of GSM8K problems greedily (see `python -m bench "
-        "accuracy_vs_budget`), so expect wrong answers; the demo shows how each method spends compute.\n"
+        "accuracy_vs_budget`), so expect wrong answers; this section shows how each method spends compute.\n"
     )
-
     budget = ponder.Budget(tokens=args.budget)
     common = {"max_new_tokens": args.max_new_tokens, "seed": args.seed}
     methods = {
@@ -95,7 +88,67 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'method':<12} {'right':>7} {'tokens computed':>16} {'served from cache':>18} {'seconds':>8}")
     for name, t in totals.items():
         print(f"{name:<12} {t['right']:>3}/{len(problems):<3} {t['computed']:>16} {t['cached']:>18} {t['seconds']:>8.1f}")
-    print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One part of the demo: its function, the seconds it may take, and what it shows."""
+
+    run: Callable
+    budget_seconds: float
+    what: str
+
+
+SECTIONS: dict[str, Section] = {
+    "gsm8k": Section(gsm8k_section, 240, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
+}
+
+
+def _sections(chosen: list[str] | None) -> list[str]:
+    names = [n for item in (chosen or []) for n in item.split(",") if n] or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise SystemExit(f"unknown demo section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ponder.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--section", action="append", help=f"section(s) to run: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the sections and their time budgets")
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--data", type=Path, default=None, help="GSM8K JSONL file (default: the repository copy, or $PONDER_DATA)")
+    parser.add_argument("--problems", default=DEFAULT_PROBLEMS, help="gsm8k: comma-separated line numbers of the GSM8K file")
+    parser.add_argument("--budget", type=int, default=640, help="gsm8k: generated-token budget of majority and beam")
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    names = _sections(args.section)
+    if args.list:
+        for name, section in SECTIONS.items():
+            print(f"{name:<10} {section.budget_seconds:>5.0f} s  {section.what}")
+        return
+
+    import torch
+
+    import ponder
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    t0 = time.perf_counter()
+    print(f"loading {args.model} (the first run converts the GGUF file, ~30 s) ...", flush=True)
+    lm = ponder.load(args.model, seed=args.seed)
+    print(f"loaded in {time.perf_counter() - t0:.1f} s")
+    spent = {}
+    for name in names:
+        section = SECTIONS[name]
+        print(f"\n#### section {name}: {section.what} (budget {section.budget_seconds:.0f} s)\n", flush=True)
+        started = time.perf_counter()
+        section.run(args, lm)
+        spent[name] = time.perf_counter() - started
+        over = " (over its budget)" if spent[name] > section.budget_seconds else ""
+        print(f"\n#### section {name} took {spent[name]:.0f} s of its {section.budget_seconds:.0f} s{over}")
+    print("\n" + ", ".join(f"{n} {s:.0f} s / {SECTIONS[n].budget_seconds:.0f} s" for n, s in spent.items()))
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,17 @@
 """The calculator process verifier on real GSM8K solutions and on wrong arithmetic."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from ponder.verifiers import check_equations, get, score_nodes
+from ponder import data
 from ponder.search.protocols import Node
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_train.jsonl"
+from ponder.verifiers import check_equations, get, score_nodes
 
 
 def test_reference_solutions_are_almost_all_correct():
-    if not DATA.exists():
-        pytest.skip("shared/data is not beside the checkout")
-    rows = [json.loads(line) for line, _ in zip(open(DATA), range(300))]
+    rows = [json.loads(line) for line, _ in zip(open(data.path("gsm8k_train.jsonl")), range(300))]
+    assert len(rows) == 300
     correct = total = 0
     for row in rows:
         c, t = check_equations(row["answer"])
@@ -41,5 +38,5 @@ def test_check_equations(text, expected):
 def test_scores_are_smoothed_shares():
     v = get("arithmetic")
     nodes = [Node(tokens=(1,), prompt_len=1, text=t) for t in ("3*4 = 12, 5-1 = 3", "nothing", "1+1 = 2")]
-    assert list(score_nodes(v, nodes)) == pytest.approx([2 / 3, 1.0, 1.0])
+    assert list(score_nodes(v, nodes)) == pytest.approx([2 / 3, 1.0, 1.0])  # no equation: the prior, 1
     assert get("arithmetic", prior=0.0).score(["q"], ["1+1 = 3"])[0] == 0.0

@@ -1,6 +1,9 @@
 """The `ponder` command line, run in-process on a tiny model saved as a local HF directory."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -29,7 +32,21 @@ def test_search_json(tiny_dir, capsys):
     code = main(["search", "--model", tiny_dir, "--algo", "majority", "--prompt", "Step 1:", "--set", "n=3",
                  "--set", "max_new_tokens=6", "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert code == 0 and result["ledger"]["generated_tokens"] > 0 and len(result["candidates"]) >= 1
+    assert code == 0 and result["ledger"]["generated_tokens"] > 0
+    assert result["config"]["n"] == 3 and result["config"]["max_new_tokens"] == 6  # --set reached the config
+    assert len(result["candidates"]) == 3 and result["algorithm"] == "best_of_n"
+
+
+def test_list_and_bench_work_from_outside_the_repository(tmp_path):
+    """`ponder list` and `ponder bench` run from any directory, with no repository root on sys.path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    ponder_cli = [sys.executable, "-m", "ponder.cli"]
+    listed = subprocess.run([*ponder_cli, "list"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert "benchmarks: kv_sharing" in listed
+    bad = subprocess.run([*ponder_cli, "bench", "no_such_bench"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown benchmark 'no_such_bench'; valid: kv_sharing" in bad.stderr
+    helped = subprocess.run([*ponder_cli, "bench", "sampling", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert "usage:" in helped and "--rounds" in helped  # the benchmark's own argument parser ran
 
 
 def test_list_names_everything(capsys):

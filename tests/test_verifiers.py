@@ -6,7 +6,6 @@ import importlib.metadata
 import json
 import itertools
 import math
-import pathlib
 import re
 import threading
 import time
@@ -19,9 +18,7 @@ from ponder.search.ledger import Ledger, charge
 from ponder.search.protocols import ConfigError, Node, SearchInterrupted
 from ponder.verifiers import VerifierError, extract_answer, score_nodes
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.exists():  # the checkout may live elsewhere; the data folder is /work/shared/data here
-    DATA = pathlib.Path("/work/shared/data")
+from ponder import data  # noqa: E402 - the data the repository ships (ponder.data)
 
 
 _INDICES = itertools.count()
@@ -37,10 +34,8 @@ def node(text: str, prompt: str = "q") -> Node:
 
 
 def gsm8k_rows(n: int = 200) -> list[dict]:
-    path = DATA / "gsm8k_train.jsonl"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    with path.open() as f:
+    """The first ``n`` GSM8K rows of the repository's copy (a missing file fails the test)."""
+    with data.path("gsm8k_train.jsonl").open() as f:
         return [json.loads(line) for _, line in zip(range(n), f)]
 
 
@@ -148,10 +143,7 @@ def test_regex():
 
 
 def readme_refusal_phrases() -> list[str]:
-    path = DATA / "README.md"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    text = path.read_text()
+    text = data.path("README.md").read_text()
     line = text.split("counts a response as a refusal when it contains any of these phrases:", 1)[1].strip().splitlines()[0]
     return re.findall(r'"([^"]+)"', line)
 
