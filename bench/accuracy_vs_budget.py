@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .common import RESULTS, markdown_table, write_results
+from .common import RESULTS, markdown_table, metric, write_results
 from .kv_sharing import gsm8k_file
 
 INSTRUCTION = "\nSolve it step by step, then finish with: The answer is <number>."
@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> None:
         + ",".join(m for m in METHODS if any(r["run"] == m for r in kept)) + "` (resumable: it skips problems already stored in "
         + "accuracy_vs_budget.jsonl; `--fresh` starts over)\n"
     )
-    write_results("accuracy_vs_budget", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, md)
+    metrics = [metric(f"accuracy, {r['method']} ({r['problems']} problems)", r["accuracy"]) for r in rows]
+    metrics += [metric(f"tokens computed / problem, {r['method']}", r["tokens computed / problem"]) for r in rows]
+    write_results("accuracy_vs_budget", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, md, metrics=metrics)
 
 
 if __name__ == "__main__":

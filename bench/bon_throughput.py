@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from .common import markdown_table, write_results
+from .common import markdown_table, metric, write_results
 from .kv_sharing import prompt_of
 
 
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         + markdown_table(rows, ["case", "prompt_tokens", "ponder tok/s", "generate tok/s", "ratio", "target", "met"])
         + "\n\nCommand: `python -m bench bon_throughput" + (" --quick" if args.quick else "") + "`\n"
     )
-    write_results("bon_throughput" + ("_quick" if args.quick else ""), {"args": vars(args), "rows": rows}, md)
+    metrics = [metric(f"best-of-{args.n} tok/s, ponder / model.generate ({r['case']})", r["ratio"], targets[r["case"]], ">=") for r in rows]
+    write_results("bon_throughput" + ("_quick" if args.quick else ""), {"args": vars(args), "rows": rows}, md, metrics=metrics)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,18 @@
-"""Shared helpers for benchmarks: timing as medians, machine facts, result files."""
+"""Shared helpers for benchmarks: timing as medians, machine facts, result files.
+
+Every benchmark reports its headline numbers the same way: a list of **metric rows**, each
+``{"metric", "value", "target", "met"}`` built with :func:`metric` (``target`` None means "no
+target", ``met`` is then None; otherwise ``met`` compares ``value`` with ``target`` by a comparator
+such as ``">="`` or ``"<="``, and the row's ``target`` reads e.g. ``">= 3"``). :func:`write_results`
+takes them as ``metrics=``, checks them, stores them under the JSON's ``"metrics"`` key (beside the
+benchmark's own fields) and appends their markdown table.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
 import platform
 import statistics
@@ -74,10 +84,51 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, payload: dict, markdown: str) -> Path:
-    """Write ``bench/results/NAME.json`` and ``NAME.md``; returns the JSON path."""
+COMPARATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+METRIC_KEYS = ("metric", "value", "target", "met")
+
+
+def metric(name: str, value, target=None, cmp: str = ">=", **extra) -> dict:
+    """One metric row ``{"metric", "value", "target", "met", **extra}``.
+
+    Args:
+        name: what is measured (with its unit or ratio direction).
+        value: the measured number (None or NaN when it could not be measured: ``met`` is then False
+            if there is a target).
+        target: the number to reach, or None / ``"none"`` for a reported-only metric.
+        cmp: how ``value`` must compare with ``target``: one of ``>=``, ``<=``, ``>``, ``<``, ``==``.
+    """
+    if cmp not in COMPARATORS:
+        raise ValueError(f"comparator {cmp!r} is not one of {', '.join(COMPARATORS)}")
+    if target is None or (isinstance(target, str) and target.lower() in ("none", "")):
+        return {"metric": name, "value": value, "target": None, "met": None, **extra}
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    met = False if missing else bool(COMPARATORS[cmp](value, target))
+    return {"metric": name, "value": value, "target": f"{cmp} {target:g}" if isinstance(target, (int, float)) else f"{cmp} {target}", "met": met, **extra}
+
+
+def check_metrics(rows: list[dict]) -> list[dict]:
+    """Raise ValueError unless every row has the four metric keys and a boolean/None ``met``."""
+    for row in rows:
+        absent = [k for k in METRIC_KEYS if k not in row]
+        if absent:
+            raise ValueError(f"metric row {row!r} lacks {absent}; build rows with bench.common.metric()")
+        if row["met"] not in (True, False, None):
+            raise ValueError(f"metric row {row['metric']!r}: met must be True, False or None, not {row['met']!r}")
+    return rows
+
+
+def write_results(name: str, payload: dict, markdown: str, *, metrics: list[dict] | None = None) -> Path:
+    """Write ``bench/results/NAME.json`` and ``NAME.md``; returns the JSON path.
+
+    ``metrics`` (rows from :func:`metric`) go to the JSON's ``"metrics"`` key and, as a
+    ``metric | value | target | met`` table, to the end of the markdown.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **payload}
+    if metrics is not None:
+        payload["metrics"] = check_metrics(metrics)
+        markdown = markdown.rstrip() + "\n\n" + markdown_table(metrics, list(METRIC_KEYS))
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")

@@ -14,8 +14,9 @@ import argparse
 import importlib
 import json
 import os
+import re
 
-from .common import RESULTS, markdown_table, write_results
+from .common import RESULTS, markdown_table, metric, write_results
 
 PARTS = ("trie", "heap", "mcts", "resample", "archive")
 
@@ -89,7 +90,24 @@ def main(argv: list[str] | None = None) -> None:
         + (f"\n\n![kernel ratios]({png.name})" if png else "")
         + "\n\nCommand: `python -m bench kernels" + (" --quick" if args.quick else "") + "`\n"
     )
-    write_results(name, {"rows": rows, "missing": missing}, md)
+    write_results(name, {"rows": rows, "missing": missing}, md, metrics=kernel_metrics(rows))
+
+
+def kernel_metrics(rows: list[dict]) -> list[dict]:
+    """One metric row per kernel row: its headline ratio against the target its row states.
+
+    A row's ``target`` reads like ``">= 5x vs twin"`` or ``"none (reported)"``; the ratio is the one
+    versus the twin when the target names the twin, else versus the peer when there is one.
+    """
+    out = []
+    for r in rows:
+        target = str(r.get("target") or "")
+        m = re.match(r"\s*(>=|<=|>|<)\s*([0-9.]+)", target)
+        vs_twin = "twin" in target or r.get("ratio_vs_peer") is None
+        value = r.get("ratio_vs_twin") if vs_twin else r.get("ratio_vs_peer")
+        label = f"{r.get('kernel')}: {r.get('case')}, speed-up vs {'twin' if vs_twin else r.get('peer') or 'peer'}"
+        out.append(metric(label, value, float(m[2]) if m else None, m[1] if m else ">="))
+    return out
 
 
 if __name__ == "__main__":

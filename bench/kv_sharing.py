@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .common import markdown_table, write_results
+from .common import metric, write_results
 
 def gsm8k_file(data: Path | None = None) -> Path:
     """The GSM8K file: ``data`` when given, else the repository's copy (``ponder.data``, moved by ``$PONDER_DATA``)."""
@@ -144,11 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     decode = greedy_decode(shared, "What is the capital of France? Tell me about it.", args.decode_tokens, args.repeats)
 
     rows = [
-        {"metric": "tokens computed / unique tree tokens (shared)", "value": led_s.computed_tokens / unique, "target": "<= 1.1", "met": led_s.computed_tokens / unique <= 1.1},
-        {"metric": "tokens computed / unique tree tokens (recompute)", "value": led_r.computed_tokens / unique, "target": "", "met": None},
-        {"metric": "wall time recompute / shared", "value": wall_r / wall_s, "target": ">= 3", "met": wall_r / wall_s >= 3},
-        {"metric": f"next-token log-probs of the {len(frontier)} deepest nodes, recompute / shared wall time", "value": reuse_r / reuse_s, "target": "", "met": None},
-        {"metric": "greedy decode tok/s, ours / model.generate", "value": decode["ratio"], "target": ">= 1.0", "met": decode["ratio"] >= 1.0},
+        metric("tokens computed / unique tree tokens (shared)", led_s.computed_tokens / unique, 1.1, "<="),
+        metric("tokens computed / unique tree tokens (recompute)", led_r.computed_tokens / unique),
+        metric("wall time recompute / shared", wall_r / wall_s, 3, ">="),
+        metric(f"next-token log-probs of the {len(frontier)} deepest nodes, recompute / shared wall time", reuse_r / reuse_s),
+        metric("greedy decode tok/s, ours / model.generate", decode["ratio"], 1.0, ">="),
     ]
     setup = (
         f"SmolLM2-135M-Instruct fp32, {args.threads} threads; tree width {args.width}, depth {args.depth}, "
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{sum(len(n.tokens) for n in frontier) / reuse_r:.0f} tok/s, the tree's decode at {led_s.decode_tokens / wall_s:.0f} tok/s; greedy decode of {decode['new_tokens']} tokens: ours {decode['ours_tok_s']:.1f} tok/s, "
         f"generate {decode['generate_tok_s']:.1f} tok/s (median of {args.repeats}), same tokens: {decode['same_tokens']}"
     )
-    md = f"### kv_sharing\n\n{setup}\n\n" + markdown_table(rows, ["metric", "value", "target", "met"])
+    md = f"### kv_sharing\n\n{setup}"
     md += "\n\nCommand: `python -m bench kv_sharing" + (" --quick" if args.quick else "") + "`\n"
     write_results(
         "kv_sharing" + ("_quick" if args.quick else ""),
@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
          "unique_tokens": unique, "prompt_tokens": prompt_len, "wall_shared_s": wall_s, "wall_recompute_s": wall_r, "walls_shared_s": walls_s, "walls_recompute_s": walls_r,
          "identical_trees": toks_s == toks_r, "decode": decode, "rescore_shared_s": reuse_s, "rescore_recompute_s": reuse_r},
         md,
+        metrics=rows,
     )
 
 

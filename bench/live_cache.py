@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from .common import interleaved_medians, markdown_table, write_results
+from .common import interleaved_medians, markdown_table, metric, write_results
 from .kv_sharing import prompt_of
 
 
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         + f"\n\nCommand: `python -m bench live_cache --batches {args.batches} --new-tokens {args.new_tokens} "
         f"--rounds {args.rounds} --threads {args.threads}`\n"
     )
-    write_results("live_cache", {"args": vars(args), "rows": rows}, markdown)
+    metrics = [metric(f"dynamic / growing wall time, N={r['N']}", r["dynamic / growing"]) for r in rows]
+    metrics += [metric("same tokens, growing vs dynamic (all N)", float(all(r["same tokens"] for r in rows)), 1.0, "==")]
+    write_results("live_cache", {"args": vars(args), "rows": rows}, markdown, metrics=metrics)
     print(markdown)
 
 

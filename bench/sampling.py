@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from .common import interleaved_medians, markdown_table, write_results
+from .common import interleaved_medians, markdown_table, metric, write_results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         + markdown_table(rows, ["rows", "ponder ms", "multinomial ms", "multinomial / ponder"])
         + f"\n\nCommand: `python -m bench sampling --rows {args.rows} --vocab {args.vocab} --threads {args.threads}`\n"
     )
-    write_results("sampling", {"args": vars(args), "rows": rows}, markdown)
+    metrics = [metric(f"multinomial / ponder time, {r['rows']} rows", r["multinomial / ponder"]) for r in rows]
+    write_results("sampling", {"args": vars(args), "rows": rows}, markdown, metrics=metrics)
     print(markdown)
 
 
