@@ -9,7 +9,14 @@ greedy (argmax). A token is drawn by inverting the CDF: with :math:`C_v = \sum_{
 and one uniform :math:`U` per row, the token is the first :math:`v` with :math:`C_v > U C_V`
 (one cumulative sum over the vocabulary, where ``torch.multinomial`` draws an exponential
 variate per token: about 20x the work at SmolLM2's 49,152 tokens). Node log-probabilities are always those of the *model* (T = 1, untruncated),
-so scores stay comparable across sampling settings.
+so scores stay comparable across sampling settings; :meth:`Sampling.sample` also returns
+:math:`\log q` of each drawn token (the proposal's; 0 when greedy), for importance weights.
+
+Random streams. The generator gives every row its own stream: the uniforms of child ``j`` of
+the parent at position ``i`` of a call seeded ``s`` come from a ``torch.Generator`` seeded
+with ``row_seed(s, i, j)`` (numpy's ``SeedSequence`` over ``(s, i, j)``), so a row's tokens do
+not depend on which other rows share its batch. (This changed once, when per-row streams came
+in: a given seed draws different tokens than it did with one stream per call.)
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
+import numpy as np
 import torch
 
 from ponder.search.protocols import ConfigError
@@ -45,7 +53,7 @@ class Sampling:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
     def draw(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One token per row.
+        """One token per row, the uniforms from one generator.
 
         Args:
             logits: [R, V] float.
@@ -54,8 +62,22 @@ class Sampling:
         Returns:
             token ids [R] (int64).
         """
+        u = None if self.temperature == 0 else torch.rand((logits.shape[0],), generator=generator, dtype=torch.float32)
+        return self.sample(logits, u)[0]
+
+    def sample(self, logits: torch.Tensor, uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token per row by inverting q's CDF at ``uniforms``, and log q of each.
+
+        Args:
+            logits: [R, V] float.
+            uniforms: U ~ Uniform[0, 1) per row [R] (unused and may be None when greedy).
+
+        Returns:
+            token ids [R] (int64) and log q(token) [R] float32 (0 when greedy).
+        """
         if self.temperature == 0:
-            return logits.argmax(dim=-1)
+            tokens = logits.argmax(dim=-1)
+            return tokens, torch.zeros(tokens.shape, dtype=torch.float32)
         z = logits.float() / self.temperature  # [R, V]
         if self.top_k and self.top_k < z.shape[-1]:
             kth = torch.topk(z, self.top_k, dim=-1).values[:, -1:]  # [R, 1]
@@ -68,10 +90,16 @@ class Sampling:
             z = torch.full_like(z, float("-inf")).scatter(-1, order, sorted_z)
         probs = torch.softmax(z, dim=-1)  # [R, V]
         cdf = torch.cumsum(probs, dim=-1)  # [R, V]
-        u = torch.rand((probs.shape[0], 1), generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # [R, 1]
+        u = uniforms.to(cdf.dtype).reshape(-1, 1) * cdf[:, -1:]  # [R, 1]
         tokens = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)  # [R, 1]
         # rounding can land U C_V on the final plateau of zero-probability tokens; take the mode there
         stray = probs.gather(-1, tokens) == 0  # [R, 1]
         if bool(stray.any()):
             tokens = torch.where(stray, probs.argmax(dim=-1, keepdim=True), tokens)
-        return tokens.squeeze(-1)
+        log_q = torch.log_softmax(z, dim=-1).gather(-1, tokens).squeeze(-1)  # [R]
+        return tokens.squeeze(-1), log_q
+
+
+def row_seed(seed: int, parent: int, child: int) -> int:
+    """The seed of the stream of child ``child`` of the parent at position ``parent`` in a call."""
+    return int(np.random.SeedSequence((int(seed), int(parent), int(child))).generate_state(1, np.uint64)[0] >> 1)
