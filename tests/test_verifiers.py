@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import itertools
 import math
+import pathlib
 import re
 import threading
 import time
@@ -17,9 +18,6 @@ import ponder.verifiers as pv
 from ponder.search.ledger import Ledger, charge
 from ponder.search.protocols import ConfigError, Node, SearchInterrupted
 from ponder.verifiers import VerifierError, extract_answer, score_nodes
-
-from ponder import data  # noqa: E402 - the data the repository ships (ponder.data)
-
 
 _INDICES = itertools.count()
 
@@ -35,6 +33,8 @@ def node(text: str, prompt: str = "q") -> Node:
 
 def gsm8k_rows(n: int = 200) -> list[dict]:
     """The first ``n`` GSM8K rows of the repository's copy (a missing file fails the test)."""
+    from ponder import data  # the data the repository ships (ponder.data, moved by $PONDER_DATA)
+
     with data.path("gsm8k_train.jsonl").open() as f:
         return [json.loads(line) for _, line in zip(range(n), f)]
 
@@ -143,6 +143,8 @@ def test_regex():
 
 
 def readme_refusal_phrases() -> list[str]:
+    from ponder import data
+
     text = data.path("README.md").read_text()
     line = text.split("counts a response as a refusal when it contains any of these phrases:", 1)[1].strip().splitlines()[0]
     return re.findall(r'"([^"]+)"', line)
