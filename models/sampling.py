@@ -96,7 +96,7 @@ class Sampling:
         stray = probs.gather(-1, tokens) == 0  # [R, 1]
         if bool(stray.any()):
             tokens = torch.where(stray, probs.argmax(dim=-1, keepdim=True), tokens)
-        log_q = torch.log_softmax(z, dim=-1).gather(-1, tokens).squeeze(-1)  # [R]
+        log_q = probs.gather(-1, tokens).log().squeeze(-1)  # [R]
         return tokens.squeeze(-1), log_q
 
 

@@ -251,3 +251,61 @@ def test_reentering_a_ledger_charges_once_and_peak_counts_the_live_batch():
         kids = lm.expand([lm.root("The answer is")], 2, step=Step(max_tokens=5, min_tokens=5), seed=0)[0]
     assert ledger.nodes == 3 and ledger.generated_tokens == 10
     assert ledger.peak_cached_tokens >= 2 * (len(kids[0].tokens) - 1)
+
+
+def test_logits_hook_masks_a_token_and_reports_the_masked_out_mass():
+    lm = pm.tiny_llama(seed=0)
+    root = lm.root(PROMPTS[0])
+    banned = int(np.argmax(lm.next_token_logprobs([root])[0]))  # the model's favourite next token
+    seen = []
+
+    def forbid(states, logits):
+        seen.append(len(states))
+        assert logits.shape == (len(states), lm.vocab_size) and all(s.parent is root for s in states)
+        return logits.index_fill(1, torch.tensor([banned]), float("-inf"))
+
+    kids = lm.expand([root], 6, step=Step(max_tokens=8), seed=0, logits_hook=forbid)[0]
+    assert seen and all(banned not in c.step_tokens for c in kids)
+    for c in kids:
+        full = full_logprobs(lm, c.tokens)
+        positions = range(len(root.tokens) - 1, len(c.tokens) - 1)  # the rows predicting each step token
+        by_hand = sum(np.log1p(-np.exp(full[t, banned])) for t in positions)  # log(1 - p(banned)) per token
+        assert c.meta["log_normaliser"] == pytest.approx(by_hand, abs=1e-3)
+        # T = 1 and a mask: q(v) = p(v) / Z, so log q = log p - log Z over the step
+        assert c.step_proposal_logprob == pytest.approx(c.step_logprob - c.meta["log_normaliser"], abs=1e-3)
+    plain = lm.expand([root], 2, step=Step(max_tokens=4), seed=0)[0]
+    assert all("log_normaliser" not in c.meta for c in plain)
+    assert all(c.step_proposal_logprob == pytest.approx(c.step_logprob, abs=1e-3) for c in plain)  # T = 1: q = p
+    greedy = lm.expand([root], 1, step=Step(max_tokens=4), temperature=0)[0][0]
+    assert greedy.step_proposal_logprob == 0.0 and greedy.proposal_logprob == pytest.approx(root.logprob)
+
+
+def test_a_rows_samples_do_not_depend_on_its_batch():
+    lm = pm.tiny_llama(seed=0)
+    a, b = lm.root(PROMPTS[0]), lm.root(PROMPTS[2])
+    together = lm.expand([a, b], 3, step=Step(max_tokens=10), temperature=0.9, top_k=50, seed=11)
+    alone = lm.expand([a], 3, step=Step(max_tokens=10), temperature=0.9, top_k=50, seed=11)
+    assert [c.tokens for c in together[0]] == [c.tokens for c in alone[0]]
+    counted = lm.expand([a, b], [3, 1], step=Step(max_tokens=10), temperature=0.9, top_k=50, seed=11)
+    assert [c.tokens for c in counted[0]] == [c.tokens for c in alone[0]]
+    assert [c.tokens for c in counted[1]] == [c.tokens for c in together[1][:1]]
+    assert len({c.tokens for c in alone[0]}) > 1  # children of one parent have streams of their own
+
+
+def test_expand_with_actions_makes_the_named_children():
+    lm = pm.tiny_llama(seed=0)
+    a, b, c = (lm.root(p) for p in PROMPTS)
+    ledger = Ledger()
+    with ledger.active():
+        kids = lm.expand([a, b, c], actions=[[[5, 6, 7], [9]], [], [[11, 12]]])
+    assert [len(k) for k in kids] == [2, 0, 1] and ledger.nodes == 3
+    assert [k.step_tokens for k in kids[0]] == [(5, 6, 7), (9,)] and kids[2][0].step_tokens == (11, 12)
+    for parent, child in [(a, kids[0][0]), (a, kids[0][1]), (c, kids[2][0])]:
+        full = full_logprobs(lm, child.tokens)
+        expected = sum(full[t - 1, child.tokens[t]] for t in range(len(parent.tokens), len(child.tokens)))
+        assert child.parent is parent and child.step_logprob == pytest.approx(expected, abs=1e-3)
+        assert child.step_proposal_logprob == 0.0 and child.finish_reason == "stop"
+    assert lm.extend([a], [[5, 6, 7]])[0].tokens == kids[0][0].tokens
+    assert lm.trie.evictable_tokens == lm.trie.total_tokens  # no lock leaked
+    with pytest.raises(ConfigError, match="action"):
+        lm.expand([a], actions=[[[]]])
