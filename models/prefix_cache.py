@@ -22,7 +22,7 @@ Locking. A locked node (and so its whole path) cannot be evicted; locks count, s
 one anchor hold N locks (:meth:`PrefixCache.lock_copies`). Anchors live in a caller's list that
 this class edits in place: :meth:`store_pending` swaps an entry for the new deepest node, and
 :meth:`release` unlocks every entry still held and sets it to None, so a second release is a
-no-op. Callers release in ``try``/``finally``: no lock may outlive a call.
+no-op. Callers release through :func:`ponder.models.live.held`: no lock may outlive a call.
 
 Budget. The store holds at most ``max_tokens`` slots. When it is full, the trie evicts
 least-recently-used unlocked leaves and their slots return to the store; evicted prefixes are
