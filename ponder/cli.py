@@ -97,9 +97,11 @@ def cmd_list(args) -> int:
 
 
 def _benchmarks() -> list[str]:
-    from ponder.bench.__main__ import BENCHMARKS
-
-    return list(BENCHMARKS)
+    """The benchmark names, as ``python -m ponder.bench`` lists them (the front door does not import
+    bench/, which sits above it: bench uses the front door)."""
+    out = subprocess.run([sys.executable, "-m", "ponder.bench"], capture_output=True, text=True).stdout
+    line = next((l for l in out.splitlines() if l.startswith("benchmarks:")), "benchmarks: (none found)")
+    return [name.strip() for name in line.split(":", 1)[1].split("|")[0].split(",") if name.strip()]
 
 
 def cmd_bench(args) -> int:
