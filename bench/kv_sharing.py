@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     md += "\n\nCommand: `python -m bench kv_sharing" + (" --quick" if args.quick else "") + "`\n"
     write_results(
         "kv_sharing" + ("_quick" if args.quick else ""),
-        {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "shared": led_s.as_dict(), "recompute": led_r.as_dict(),
+        {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "sharing": led_s.as_dict(), "recompute": led_r.as_dict(),
          "unique_tokens": unique, "prompt_tokens": prompt_len, "wall_shared_s": wall_s, "wall_recompute_s": wall_r, "walls_shared_s": walls_s, "walls_recompute_s": walls_r,
          "identical_trees": toks_s == toks_r, "decode": decode, "rescore_shared_s": reuse_s, "rescore_recompute_s": reuse_r},
         md,
