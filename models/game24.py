@@ -1,0 +1,179 @@
+r"""The Game of 24 as a tool-call environment: four numbers, four arithmetic tools, exact fractions.
+
+A puzzle is four integers (1-13); a move combines two of the remaining numbers with ``add``,
+``sub``, ``mul`` or ``div`` and puts the result back, so after three moves one number is left.
+The puzzle is solved when that number is 24 (all four numbers used). Numbers are
+:class:`fractions.Fraction`, so ``8 / (3 - 8 / 3) = 24`` is exact.
+
+The state of a puzzle is the sorted tuple of its remaining numbers (a multiset, :data:`Numbers`);
+equal multisets are the same state whatever the moves that led there. The legal moves of a state
+are every pair of positions ``i < j`` (pairs of equal values taken once) with
+
+==========  ==================================  ===================
+tool        results                             when
+==========  ==================================  ===================
+``add``     a + b                               always
+``mul``     a * b                               always
+``sub``     a - b and b - a                     (once if a == b)
+``div``     a / b and b / a                     divisor non-zero
+==========  ==================================  ===================
+
+so a state of ``n`` distinct numbers has at most ``6 n (n - 1) / 2`` moves (36 at the start).
+
+:func:`solvable` decides a state exactly by exhaustive search (memoised; the whole space of
+puzzles is small), :func:`solution` returns one solving sequence of moves. :class:`Game24` wires
+the four tools into the tool-call generator of :mod:`ponder.models.tools`.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Sequence
+
+Numbers = tuple  # tuple[Fraction, ...], sorted ascending
+TARGET = Fraction(24)
+OPS = ("add", "sub", "mul", "div")
+SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def add(a: Fraction, b: Fraction) -> Fraction:
+    """``a + b``."""
+    return a + b
+
+
+def sub(a: Fraction, b: Fraction) -> Fraction:
+    """``a - b``."""
+    return a - b
+
+
+def mul(a: Fraction, b: Fraction) -> Fraction:
+    """``a * b``."""
+    return a * b
+
+
+def div(a: Fraction, b: Fraction) -> Fraction:
+    """``a / b`` (raises ZeroDivisionError for ``b == 0``)."""
+    return a / b
+
+
+TOOLS = {"add": add, "sub": sub, "mul": mul, "div": div}
+
+
+def start(puzzle: str | Iterable[int]) -> Numbers:
+    """The state of a puzzle given as ``"4 9 10 13"`` or four integers.
+
+    Raises:
+        ValueError: not four whole numbers.
+    """
+    items = puzzle.split() if isinstance(puzzle, str) else list(puzzle)
+    try:
+        numbers = [Fraction(int(x)) for x in items]
+    except (TypeError, ValueError):
+        raise ValueError(f"a Game of 24 puzzle is four whole numbers such as '4 9 10 13', got {puzzle!r}") from None
+    if len(numbers) != 4:
+        raise ValueError(f"a Game of 24 puzzle has four numbers, got {len(numbers)} in {puzzle!r}")
+    return tuple(sorted(numbers))
+
+
+def moves(numbers: Numbers) -> list[tuple[str, Fraction, Fraction]]:
+    """The legal moves ``(op, a, b)`` of a state, meaning ``op(a, b)``, in a fixed order."""
+    out = []
+    seen = set()
+    n = len(numbers)
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = numbers[i], numbers[j]
+            if (a, b) in seen:
+                continue
+            seen.add((a, b))
+            out.append(("add", a, b))
+            out.append(("mul", a, b))
+            out.append(("sub", a, b))
+            if a != b:
+                out.append(("sub", b, a))
+            if b != 0:
+                out.append(("div", a, b))
+            if a != 0 and a != b:
+                out.append(("div", b, a))
+    return out
+
+
+def legal(numbers: Numbers, op: str, a: Fraction, b: Fraction) -> str | None:
+    """Why ``op(a, b)`` is not a legal move of the state, or None when it is."""
+    if op not in TOOLS:
+        return f"unknown tool {op!r}; the tools are {', '.join(OPS)}"
+    rest = list(numbers)
+    for x in (a, b):
+        if x not in rest:
+            return f"{x} is not among the remaining numbers {format_numbers(numbers)}"
+        rest.remove(x)
+    if op == "div" and b == 0:
+        return "division by zero"
+    return None
+
+
+def apply(numbers: Numbers, a: Fraction, b: Fraction, result: Fraction) -> Numbers:
+    """The state after a move on ``a`` and ``b`` that gave ``result``."""
+    rest = list(numbers)
+    rest.remove(a)
+    rest.remove(b)
+    rest.append(Fraction(result))
+    return tuple(sorted(rest))
+
+
+def solved(numbers: Numbers) -> bool:
+    """One number left, and it is 24."""
+    return len(numbers) == 1 and numbers[0] == TARGET
+
+
+@functools.lru_cache(maxsize=None)
+def solvable(numbers: Numbers) -> bool:
+    """Whether some sequence of moves from this state reaches 24 (exact, memoised)."""
+    if len(numbers) == 1:
+        return numbers[0] == TARGET
+    return any(solvable(apply(numbers, a, b, TOOLS[op](a, b))) for op, a, b in moves(numbers))
+
+
+def solution(numbers: Numbers) -> list[tuple[str, Fraction, Fraction]] | None:
+    """One solving sequence of moves ``(op, a, b)`` from this state, or None."""
+    if len(numbers) == 1:
+        return [] if numbers[0] == TARGET else None
+    for op, a, b in moves(numbers):
+        after = apply(numbers, a, b, TOOLS[op](a, b))
+        if solvable(after):
+            return [(op, a, b)] + solution(after)
+    return None
+
+
+def format_number(x: Fraction) -> str:
+    """``7``, ``-3`` or ``8/3``."""
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def format_numbers(numbers: Sequence[Fraction]) -> str:
+    """``"3 8/3 8"``."""
+    return " ".join(format_number(x) for x in numbers)
+
+
+def load(rows: slice | Sequence[int] | None = None, *, file: str | Path | None = None) -> list[str]:
+    """Puzzles of the repository's ``game24.csv`` (``Puzzles`` column), in file order.
+
+    Args:
+        rows: which rows (0-based, after the header): a slice, indices, or None for all. The
+            learned heuristics train on rows 0-799 only; benchmarks use rows 800 onward.
+        file: another CSV with a ``Puzzles`` column (default ``ponder.data.path("game24.csv")``).
+    """
+    if file is None:
+        from ponder.data import path  # noqa: PLC0415 - data is a leaf package beside models
+
+        file = path("game24.csv")
+    with open(file, newline="") as fh:
+        puzzles = [row["Puzzles"] for row in csv.DictReader(fh)]
+    if rows is None:
+        return puzzles
+    if isinstance(rows, slice):
+        return puzzles[rows]
+    return [puzzles[i] for i in rows]
