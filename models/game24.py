@@ -18,7 +18,10 @@ tool        results                             when
 ``div``     a / b and b / a                     divisor non-zero
 ==========  ==================================  ===================
 
-so a state of ``n`` distinct numbers has at most ``6 n (n - 1) / 2`` moves (36 at the start).
+so a state of ``n`` distinct numbers has at most ``6 n (n - 1) / 2`` moves (36 at the start). The
+order is fixed: pairs left to right, and per pair ``add, mul, sub(b, a), div(b, a), sub(a, b),
+div(a, b)`` with ``a <= b`` (the non-negative difference and the quotient >= 1 first), which is
+the order in which DFS and BFS try them.
 
 :func:`solvable` decides a state exactly by exhaustive search (memoised; the whole space of
 puzzles is small), :func:`solution` returns one solving sequence of moves. :class:`Game24` wires
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -91,13 +95,13 @@ def moves(numbers: Numbers) -> list[tuple[str, Fraction, Fraction]]:
             seen.add((a, b))
             out.append(("add", a, b))
             out.append(("mul", a, b))
-            out.append(("sub", a, b))
-            if a != b:
-                out.append(("sub", b, a))
-            if b != 0:
-                out.append(("div", a, b))
-            if a != 0 and a != b:
+            out.append(("sub", b, a))  # b >= a: the non-negative difference first
+            if a != 0:
                 out.append(("div", b, a))
+            if a != b:
+                out.append(("sub", a, b))
+                if b != 0:
+                    out.append(("div", a, b))
     return out
 
 
@@ -177,3 +181,86 @@ def load(rows: slice | Sequence[int] | None = None, *, file: str | Path | None =
     if isinstance(rows, slice):
         return puzzles[rows]
     return [puzzles[i] for i in rows]
+
+
+# --------------------------------------------------------------------------------------------------
+# The tool-call environment.
+
+_NUMBER = r"-?\d+(?:/\d+)?"
+_CALL = re.compile(rf"^\s*(add|sub|mul|div)\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*$")
+
+
+class Game24:
+    """The Game of 24 for :class:`ponder.models.tools.ToolGenerator`: the world is the sorted tuple
+    of remaining numbers, the tools are :func:`add`, :func:`sub`, :func:`mul` and :func:`div` on two
+    of them, and a call is legal when both arguments are among the remaining numbers.
+
+    Args:
+        isolation: how the tools run ("inline" by default: pure arithmetic on fractions cannot
+            hang; "thread" or "process" run them under a time limit like any other tool).
+        timeout: the time limit of a call, for "thread" and "process".
+    """
+
+    def __init__(self, *, isolation: str = "inline", timeout: float = 1.0):
+        from ponder.models.tools import Tools  # noqa: PLC0415 - the domain above needs no tools
+
+        self.tools = Tools(timeout=timeout, isolation=isolation)
+        for fn in TOOLS.values():
+            self.tools.add(fn, timeout=None if isolation == "inline" else timeout)
+
+    def start(self, prompt) -> Numbers:
+        return start(prompt)
+
+    def legal_calls(self, world: Numbers):
+        from ponder.search.protocols import Call  # noqa: PLC0415
+
+        return [] if len(world) < 2 else [Call(op, (a, b)) for op, a, b in moves(world)]
+
+    def check(self, world: Numbers, call) -> str | None:
+        if len(call.args) != 2:
+            return f"{call.tool} takes two numbers, got {len(call.args)}"
+        try:
+            a, b = (Fraction(x) for x in call.args)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return f"the arguments of {call} are not numbers"
+        return legal(world, call.tool, a, b)
+
+    def after(self, world: Numbers, call, observation) -> Numbers:
+        a, b = (Fraction(x) for x in call.args)
+        return apply(world, a, b, observation.value)
+
+    def solved(self, world: Numbers) -> bool:
+        return solved(world)
+
+    def key(self, world: Numbers) -> Numbers:
+        return world
+
+    def cost_to_go(self, world: Numbers) -> int:
+        """Calls still needed: one per number beyond the last."""
+        return len(world) - 1
+
+    def describe(self, world: Numbers) -> str:
+        return format_numbers(world)
+
+    def parse(self, text: str):
+        """``add(3, 8/3)`` as a call on fractions, or None when the text is anything else."""
+        from ponder.search.protocols import Call  # noqa: PLC0415
+
+        m = _CALL.match(text)
+        if m is None:
+            return None
+        try:
+            return Call(m.group(1), (Fraction(m.group(2)), Fraction(m.group(3))))
+        except ZeroDivisionError:  # "3/0"
+            return None
+
+    def lm_prompt(self, world: Numbers) -> str:
+        """A few-shot prompt that ends where the model writes one call."""
+        return (
+            "Game of 24: combine two of the numbers with add, sub, mul or div; the result replaces them.\n"
+            "Numbers: 4 9 10 13\nCall: sub(13, 9)\n"
+            "Numbers: 1 4 8 8\nCall: div(8, 4)\n"
+            "Numbers: 2 3 4\nCall: mul(2, 3)\n"
+            "Numbers: 4 6\nCall: mul(4, 6)\n"
+            f"Numbers: {format_numbers(world)}\nCall:"
+        )

@@ -99,10 +99,12 @@ ALGORITHMS: dict[str, Algorithm] = {
     "majority": Algorithm("best_of_n", "BestOfNConfig", preset={"mode": "majority"}),
     "beam": Algorithm("beam", "BeamConfig", verifier_kind="process"),
     "rebase": Algorithm("rebase", "RebaseConfig", verifier_kind="process"),
+    "astar": Algorithm("astar", "AStarConfig", verifier_kind="process"),
 }
 
 # public name -> the module of ponder.search that defines it
 _LAZY = {
+    "AStarConfig": "astar",
     "BeamConfig": "beam",
     "BestOfNConfig": "best_of_n",
     "RebaseConfig": "rebase",
@@ -112,7 +114,10 @@ _LAZY = {
     "PonderError": "errors",
     "SearchCancelled": "errors",
     "SearchInterrupted": "errors",
+    "Call": "protocols",
     "Node": "protocols",
+    "Observation": "protocols",
+    "ToolState": "protocols",
     "State": "protocols",
     "Step": "protocols",
     "SearchConfig": "config",
@@ -124,7 +129,7 @@ _LAZY = {
 }
 
 
-_SUBMODULES = ("answers", "beam", "best_of_n", "config", "errors", "ledger", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
+_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "errors", "ledger", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
 
 
 def __getattr__(name: str) -> Any:

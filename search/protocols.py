@@ -14,10 +14,11 @@ subclass        what it adds                               issue
 :class:`Node`   a position in a token trie: tokens, text   text searches (LM)
 latent          x_t, t, x0 prediction                      particle steering (diffusion)
 simulator       snapshot, frame, reward                    Go-Explore
-tool call       the call made and its result               A* over tool calls
+tool call       the call made and its result, the world    A* and MCTS over tool calls
+                it left (:class:`ToolState`)
 ==============  =========================================  ==================================
 
-(the last three arrive with their families' issues, on this base).
+(latent and simulator states arrive with their families' issues, on this base).
 
 Generators answer one expansion protocol (:class:`Expander`): ``root(...)`` makes the depth-0
 state and ``expand(states, k=1, *, actions=None, **options)`` its successors, ``out[i][j]``
@@ -41,17 +42,20 @@ from ponder.search.errors import ConfigError, PonderError, SearchCancelled, Sear
 
 __all__ = [
     "ConfigError",
+    "Call",
     "Expander",
     "FINISH_REASONS",
     "Generator",
     "KINDS",
     "Node",
+    "Observation",
     "PonderError",
     "SearchCancelled",
     "SearchInterrupted",
     "State",
     "Step",
     "TokenGenerator",
+    "ToolState",
     "Verifier",
     "check_choice",
 ]
@@ -212,6 +216,90 @@ class Node(State):
             f"Node(id={self.index}, depth={self.depth}, tokens={len(self.tokens)}, logprob={self.logprob:.2f}, "
             f"finished={self.finished}, text={text!r})"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One tool call: the tool's name and its positional arguments (hashable, so equal calls can be
+    counted and deduplicated)."""
+
+    tool: str
+    args: tuple = ()
+
+    def __str__(self) -> str:
+        return f"{self.tool}({', '.join(str(a) for a in self.args)})"
+
+
+OBSERVATION_STATUSES = ("ok", "error", "timeout", "rejected")
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What a tool call returned: ``status="ok"`` with its ``value``; ``"error"`` (the tool raised),
+    ``"timeout"`` (it overran its time limit) or ``"rejected"`` (bad arguments or an illegal call,
+    refused before the tool ran), each with ``error`` saying what happened."""
+
+    status: str
+    value: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __str__(self) -> str:
+        return str(self.value) if self.ok else f"{self.status}: {self.error}"
+
+
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
+class ToolState(State):
+    """A tool-call state: the call that led here, what it returned, and the world it left.
+
+    The path from the root lists the calls made so far with their results (:attr:`calls`). The
+    ``world`` is what the tools act on (the remaining numbers of a Game of 24 puzzle, a file
+    system, a database), kept as the environment's own value; :attr:`candidate` is the world, so a
+    value verifier judges the state the calls produced. ``key`` is the environment's hashable
+    identity of the world (equal keys are the same state to a search that deduplicates);
+    ``solved`` says the environment's goal is reached (``finished`` is then True too).
+
+    Attributes (beyond :class:`State`'s):
+        world: the environment's state after the calls.
+        key: a hashable identity of ``world``.
+        call: the call that made this state from its parent (None at the root).
+        observation: what ``call`` returned (None at the root).
+        solved: the goal is reached.
+    """
+
+    world: Any = None
+    key: Any = None
+    call: Call | None = None
+    observation: Observation | None = None
+    solved: bool = False
+
+    @property
+    def candidate(self) -> Any:
+        """The world the calls left (what a value verifier judges)."""
+        return self.world
+
+    @property
+    def calls(self) -> list[tuple[Call, Observation]]:
+        """The calls made from the root to here, with their results."""
+        return [(s.call, s.observation) for s in self.path()[1:]]
+
+    def as_dict(self) -> dict:
+        out = {"index": self.index, "parent": None if self.parent is None else self.parent.index, "depth": self.depth,
+               "call": None if self.call is None else str(self.call),
+               "observation": None if self.observation is None else str(self.observation),
+               "world": plain_data(self.world), "solved": self.solved, "finished": self.finished,
+               "cost": plain_data(self.cost), "logprob": plain_data(self.logprob),
+               "proposal_logprob": plain_data(self.proposal_logprob), "scores": plain_data(self.scores),
+               "meta": plain_data(self.meta)}
+        return out
+
+    def __repr__(self) -> str:
+        return (f"ToolState(index={self.index}, depth={self.depth}, call={self.call}, "
+                f"observation={self.observation}, solved={self.solved}, world={self.world!r})")
 
 
 @dataclasses.dataclass(frozen=True)

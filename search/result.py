@@ -42,7 +42,7 @@ from ponder.search.errors import ConfigError, PonderError, SearchCancelled, Sear
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import State, plain_data
 
-STOP_REASONS = ("done", "interrupted")  # or the name of the budget cap that ended the search
+STOP_REASONS = ("done", "interrupted", "exhausted")  # or the name of the budget cap that ended the search
 
 
 @dataclasses.dataclass(eq=False)
