@@ -100,6 +100,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "beam": Algorithm("beam", "BeamConfig", verifier_kind="process"),
     "rebase": Algorithm("rebase", "RebaseConfig", verifier_kind="process"),
     "astar": Algorithm("astar", "AStarConfig", verifier_kind="process"),
+    "dvts": Algorithm("dvts", "DVTSConfig", verifier_kind="process"),
 }
 
 # public name -> the module of ponder.search that defines it
@@ -107,6 +108,7 @@ _LAZY = {
     "AStarConfig": "astar",
     "BeamConfig": "beam",
     "BestOfNConfig": "best_of_n",
+    "DVTSConfig": "dvts",
     "RebaseConfig": "rebase",
     "Budget": "ledger",
     "Ledger": "ledger",
@@ -129,7 +131,7 @@ _LAZY = {
 }
 
 
-_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "errors", "ledger", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
+_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "dvts", "errors", "ledger", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
 
 
 def __getattr__(name: str) -> Any:
