@@ -1,50 +1,82 @@
 """Batched Monte-Carlo tree search as arrays, compiled with numba; shaped like google-deepmind/mctx.
 
 This module holds the arrays and the batched steps, as mctx's ``tree.py`` and
-``action_selection.py`` do: the :class:`Tree` dataclass and :func:`init_tree` that allocates one,
-the selection kernels :func:`select_puct` and :func:`select_gumbel`, :func:`expand_and_backup`,
-:func:`completed_qvalues` and the Sequential Halving schedule :func:`considered_visits_table`.
-The search loop that spends the budget, and the mctx-shaped policies ``muzero_policy`` and
-``gumbel_muzero_policy`` (with ``RootFnOutput``, ``RecurrentFnOutput``, ``PolicyOutput``), live in
-:mod:`ponder.search.mcts_policies` (mctx's ``search.py`` and ``policies.py``)::
+``action_selection.py`` do: the :class:`Tree` dataclass, :func:`init_tree` that allocates one and
+:func:`grow_tree` that enlarges it, the selection kernels :func:`select_puct` and
+:func:`select_gumbel`, :func:`expand_and_backup`, :func:`completed_qvalues` and the Sequential
+Halving schedule :func:`considered_visits_table`. The search loop that spends the budget, and the
+mctx-shaped policies ``muzero_policy`` and ``gumbel_muzero_policy`` (with ``RootFnOutput``,
+``RecurrentFnOutput``, ``PolicyOutput``), live in :mod:`ponder.search.mcts_policies` (mctx's
+``search.py`` and ``policies.py``)::
 
-    repeat ceil(S / num_leaves) times:        # ponder.search.mcts_policies.run_search
+    until the budget is spent:                # ponder.search.mcts_policies.run_search
+        grow_tree if a pass could run out of node slots
         select_puct | select_gumbel  # kernel: walk down every tree num_leaves times
-        recurrent_fn                 # caller: (reward, discount, prior_logits, value), new embeddings
-        expand_and_backup            # kernel: write the new nodes, back values up
+        recurrent_fn                 # caller, for the leaves that need it: (reward, discount,
+                                     #   prior_logits, value[, invalid_actions, is_terminal]), embeddings
+        expand_and_backup            # kernel: write the new nodes, back values up (revisits too)
 
-A batch of ``B`` independent trees is held in a :class:`Tree` of arrays. Node ``0`` is the root; a node
-created by simulation ``s`` (counted from 0) gets index ``s + 1``, so a search of ``S`` simulations
-needs ``N = S + 1`` nodes. Every kernel works on the whole batch of ``B`` trees.
+A batch of ``B`` independent trees is held in a :class:`Tree` of arrays with room for ``N`` nodes
+per tree (the capacity). Node ``0`` is the root. Node slots are handed out in order by a per-tree
+counter ``num_nodes[b]`` (1 after :func:`init_tree`): every simulation that evaluates the model
+takes the next slot, and the slot becomes the new node when the simulation took an unexpanded
+edge. A simulation that re-evaluates an existing node (at ``max_depth``, or a second leaf of one
+pass on the same edge) leaves its slot empty, and a revisit of a terminal node (below) takes no
+slot. Without terminal nodes, simulation ``s`` (counted from 0) therefore owns slot ``s + 1`` and a
+search of ``S`` simulations fits in ``N = S + 1`` nodes, as in mctx. :func:`grow_tree` copies the
+trees into larger arrays; nothing in the search depends on ``N``, so a grown tree holds the same
+nodes as one allocated large from the start.
 
 Everything is float64. :mod:`ponder.kernels.mcts_py` holds pure-Python twins of the kernels with
 the same names and signatures (the reference semantics; the two give bit-identical trees; the
-loop runs on them with ``backend="python"``). With the same root noise the trees equal those of
-``mctx.muzero_policy`` / ``mctx.gumbel_muzero_policy`` run in float64 (tests/test_mcts.py checks
-both, live where mctx is installed and against golden trees in tests/golden/ in every run).
+loop runs on them with ``backend="python"``). With the same root noise, and without interior masks
+or terminal nodes (which mctx does not have), the trees equal those of ``mctx.muzero_policy`` /
+``mctx.gumbel_muzero_policy`` run in float64 (tests/test_mcts.py checks both, live where mctx is
+installed and against golden trees in tests/golden/ in every run).
 
 Node statistics (the conventions of mctx):
 
-* ``node_visits[b, n]`` counts the evaluation of node ``n`` itself plus every simulation through it,
-  so the root of a finished search has ``S + 1`` visits.
+* ``node_visits[b, n]`` counts the evaluations of node ``n`` itself (revisits included) plus every
+  simulation through it, so the root of a finished search has ``S + 1`` visits.
 * ``node_values[b, n]`` is the running **mean** of the values backed up through ``n`` (its own
   evaluation included); ``raw_values[b, n]`` is the model's value of ``n``.
 * The value of edge ``(n, a)`` is ``Q(n, a) = r(n, a) + gamma(n, a) * node_values[b, child]``,
   held as ``children_rewards``, ``children_discounts`` and ``children_values`` (a copy of the child's
   mean). Backup from a leaf ``l`` with value ``v`` updates each ancestor ``p`` reached by ``a``::
 
-      G <- r(p, a) + gamma(p, a) * G            (G starts at the leaf's node value)
+      G <- r(p, a) + gamma(p, a) * G            (G starts at v)
       node_values[p] <- (node_values[p] * node_visits[p] + G) / (node_visits[p] + 1)
 
-A simulation walks down until it takes an unexpanded edge, or until it has taken ``max_depth``
-edges; in the latter case the existing child is evaluated again and its priors, raw value and mean
-are overwritten by the new evaluation (mctx's convention).
+A simulation walks down until it takes an unexpanded edge, reaches a terminal node, or has taken
+``max_depth`` edges; in the last case the existing child is evaluated again and its priors, raw
+value, mean, mask and terminal flag are overwritten by the new evaluation (mctx's convention).
+
+Invalid actions: ``children_invalid[b, n, a]`` is True where action ``a`` is illegal at node ``n``
+(row 0 is the root mask, ``root_invalid_actions``; the other rows come from ``recurrent_fn``'s
+optional ``invalid_actions [M, A]``, all valid when absent). Selection never takes an invalid
+action at any node. At expansion the logits of invalid actions are stored as the lowest float64
+(``finfo.min``), so ``children_priors`` is the softmax over the valid actions only.
+
+Terminal nodes: ``terminal[b, n]`` is True for a node ``recurrent_fn`` flagged terminal (its
+optional ``is_terminal [M]``: end of sequence, solved, failed) and for a dead end, a node whose
+actions are all invalid (the root included). A terminal node never gets children, and the model
+is never asked about it again. A walk that takes an edge ``(p, a)`` into a terminal node ``t``
+stops there (before the ``max_depth`` test) and the simulation is a **revisit**: it does not
+evaluate the model; it backs up the stored value of ``t`` as if the model had returned it again::
+
+      node_visits[t] += 1,   node_values[t] <- raw_values[t],   G = raw_values[t]
+      then the backup above from p, with the edge's stored r(p, a) and gamma(p, a)
+
+(``t`` has no children, so the mean of its evaluations is its raw value.) The edge gains a visit
+and every ancestor absorbs ``G``, so each simulation still adds exactly one visit to the root and to
+every node on its path. When the root itself is terminal, every simulation is a revisit of the
+root alone (``node_visits[0] += 1``, no edge is touched).
 
 Action selection:
 
 * ``muzero_policy`` (:func:`select_puct`) uses PUCT (MuZero, Appendix B) at every node::
 
-      a* = argmax_a  Qn(s, a) + P(s, a) * sqrt(N(s)) / (1 + N(s, a)) * c(s)
+      a* = argmax_{a valid}  Qn(s, a) + P(s, a) * sqrt(N(s)) / (1 + N(s, a)) * c(s)
       c(s) = pb_c_init + log((N(s) + pb_c_base + 1) / pb_c_base)
 
   ``Qn`` is the edge value normalised to ``[0, 1]``: ``qtransform="parent_and_siblings"`` (mctx's
@@ -54,22 +86,25 @@ Action selection:
   Ties go to the lowest action index (mctx adds ``1e-7 * uniform`` noise to break ties instead).
 * ``gumbel_muzero_policy`` (:func:`select_gumbel`) follows Full Gumbel MuZero (Danihelka et al., 2022) as in mctx: at the
   root, Sequential Halving over the ``max_num_considered_actions`` actions with the highest
-  ``g + logits``, choosing ``argmax g(a) + logits(a) + sigma(q(a))`` among the actions whose visit
-  count equals the schedule's current ``considered_visits``; at interior nodes, the deterministic
-  selection ``argmax pi'(a) - N(a) / (1 + sum_b N(b))`` with ``pi' = softmax(logits + sigma(q))``,
-  evaluated as ``P(a) exp(sigma(a) - max sigma) / Z`` from the stored priors (equal up to rounding;
-  one exp per visited action, as the unvisited ones share the same sigma).
-  ``sigma(q) = (maxvisit_init + max_b N(b)) * value_scale * q_rescaled`` uses the completed
+  ``g + logits``, choosing ``argmax g(a) + logits(a) + sigma(q(a))`` among the valid actions whose
+  visit count equals the schedule's current ``considered_visits``; at interior nodes, the
+  deterministic selection ``argmax_{a valid} pi'(a) - N(a) / (1 + sum_b N(b))`` with ``pi' =
+  softmax(logits + sigma(q))``, evaluated as ``P(a) exp(sigma(a) - max sigma) / Z`` from the stored
+  priors (equal up to rounding; one exp per visited action, as the unvisited ones share the same
+  sigma). ``sigma(q) = (maxvisit_init + max_b N(b)) * value_scale * q_rescaled`` uses the completed
   Q-values: unvisited actions get the mixed value of Appendix D, then all are rescaled to
   ``[0, 1]`` (mctx's ``qtransform_completed_by_mix_value``).
+
+  Should no action qualify (only with NaN scores, or a root row no schedule entry matches), the
+  lowest valid action is taken, never an invalid one.
 
 Several leaves per tree in one pass (``num_leaves > 1``): leaf ``j`` of a pass is selected after the
 paths of leaves ``0 .. j-1`` received a virtual visit on every edge. A virtual visit counts in
 ``N(s)`` and ``N(s, a)`` of the selection rule and, for PUCT, as a visit of normalised value 0 (the
 worst): ``Qn_eff = Qn * n / (n + v)``. Two leaves of one pass that reach the same unexpanded edge
 are both evaluated; the later one re-evaluates the node the earlier one created (as mctx does for a
-leaf at ``max_depth``). Each leaf's backup removes its virtual visits. With ``num_leaves = 1`` the
-search is exactly sequential MCTS.
+leaf at ``max_depth``; its mask and terminal flag are not known before the pass ends). Each leaf's
+backup removes its virtual visits. With ``num_leaves = 1`` the search is exactly sequential MCTS.
 
 Embeddings: the tree stores one embedding row per node, ``embeddings[b, n, ...]``, copied from what
 ``recurrent_fn`` returns. To keep a model's state elsewhere (a KV cache, a simulator snapshot table),
@@ -93,6 +128,7 @@ QTRANSFORMS = {"parent_and_siblings": 0, "min_max": 1}  # qtransform name -> q_c
 _TINY = float(np.finfo(np.float64).tiny)
 _LOW_LOGIT = -1e9  # floor of the Gumbel root score, as in mctx's seq_halving.score_considered
 _EPSILON = 1e-8  # smallest denominator when rescaling Q-values
+_MIN_LOGIT = float(np.finfo(np.float64).min)  # stored logit of an invalid action below the root
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,23 +147,25 @@ class SearchSummary:
 
 @dataclasses.dataclass(frozen=True)
 class Tree:
-    """A batch of search trees as arrays. ``N = num_simulations + 1`` nodes; node 0 is the root.
+    """A batch of search trees as arrays with room for ``N`` nodes each; node 0 is the root.
 
     Attributes:
-        node_visits: ``[B, N]`` int32 visit counts (own evaluation included).
+        node_visits: ``[B, N]`` int32 visit counts (own evaluations and revisits included).
         raw_values: ``[B, N]`` model value of each node.
         node_values: ``[B, N]`` running mean of the values backed up through each node.
         parents: ``[B, N]`` int32 parent index (-1 for the root and unused nodes).
         action_from_parent: ``[B, N]`` int32 action leading from the parent (-1 likewise).
         children_index: ``[B, N, A]`` int32 child node index, -1 while unexpanded.
-        children_prior_logits: ``[B, N, A]`` policy logits at each node.
+        children_prior_logits: ``[B, N, A]`` policy logits at each node (``finfo.min`` where invalid).
         children_priors: ``[B, N, A]`` ``softmax(children_prior_logits)``.
         children_visits: ``[B, N, A]`` int32 visit counts of the edges.
         children_rewards: ``[B, N, A]`` reward of each edge.
         children_discounts: ``[B, N, A]`` discount of each edge.
         children_values: ``[B, N, A]`` ``node_values`` of the child, copied at backup.
+        children_invalid: ``[B, N, A]`` bool, True where an action is invalid at a node (row 0: the root).
+        terminal: ``[B, N]`` bool, True for terminal nodes (flagged by the model, or all actions invalid).
+        num_nodes: ``[B]`` int32 node slots in use (the index the next new node gets), 1 for a bare root.
         embeddings: ``[B, N, ...]`` state of each node as returned by the model.
-        root_invalid_actions: ``[B, A]`` bool, True where an action is invalid at the root.
         extra_data: dict of per-search extras (``root_gumbel`` ``[B, A]`` for Gumbel MuZero).
     """
 
@@ -143,8 +181,10 @@ class Tree:
     children_rewards: np.ndarray  # [B, N, A]
     children_discounts: np.ndarray  # [B, N, A]
     children_values: np.ndarray  # [B, N, A]
+    children_invalid: np.ndarray  # [B, N, A] bool
+    terminal: np.ndarray  # [B, N] bool
+    num_nodes: np.ndarray  # [B] int32
     embeddings: np.ndarray  # [B, N, ...]
-    root_invalid_actions: np.ndarray  # [B, A]
     extra_data: dict = dataclasses.field(default_factory=dict)
 
     ROOT_INDEX = ROOT_INDEX
@@ -156,8 +196,19 @@ class Tree:
         return self.children_index.shape[-1]
 
     @property
+    def capacity(self) -> int:
+        """``N``, the node slots allocated per tree."""
+        return self.node_visits.shape[-1]
+
+    @property
     def num_simulations(self) -> int:
+        """``N - 1``: the simulations that fit without growing when none is a revisit (mctx's name)."""
         return self.node_visits.shape[-1] - 1
+
+    @property
+    def root_invalid_actions(self) -> np.ndarray:
+        """``[B, A]`` bool root mask: a view of ``children_invalid[:, 0]``."""
+        return self.children_invalid[:, ROOT_INDEX]
 
     def qvalues(self, indices) -> np.ndarray:
         """``Q(n, a) = r(n, a) + gamma(n, a) * V(child)`` at node ``indices[b]`` of each tree: ``[B, A]``."""
@@ -179,28 +230,13 @@ class Tree:
         )
 
 
+def _allocate(B: int, N: int, A: int, emb_shape: tuple, emb_dtype, extra_data: dict):
+    """Empty trees of ``N`` nodes: ``(tree, children_virtual [B, N, A], node_virtual [B, N])``.
 
-def init_tree(logits, value, embedding, invalid, num_simulations: int, *,
-              extra_data: dict | None = None) -> tuple[Tree, np.ndarray, np.ndarray]:
-    """Allocate ``B`` trees of ``N = num_simulations + 1`` nodes and fill their roots.
-
-    Args:
-        logits: ``[B, A]`` float64 root prior logits (already noised and masked by the policy).
-        value: ``[B]`` float64 root values.
-        embedding: ``[B, ...]`` root embeddings (any dtype; the tree keeps one row per node).
-        invalid: ``[B, A]`` bool, True where an action is invalid at the root.
-        num_simulations: ``S``.
-        extra_data: stored as ``tree.extra_data`` (a new dict if None).
-
-    Returns:
-        ``(tree, children_virtual [B, N, A] int32, node_virtual [B, N] int32)``: the virtual-visit
-        counters of the pass in flight, which the selection kernels and expand_and_backup share.
+    Two allocations hold all the float and int ``[B, N, A]`` and ``[B, N]`` arrays (fields are views
+    into them): one large block is reused by the allocator from search to search, where a dozen
+    separate ones are returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
     """
-    B, A = logits.shape
-    N = int(num_simulations) + 1
-    # Two allocations for all the [B, N, A] and [B, N] arrays (fields are views into them): one
-    # large block is reused by the allocator from search to search, where a dozen separate ones
-    # are returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
     edge_f = np.zeros((5, B, N, A))  # prior logits, priors, rewards, discounts, values
     edge_i = np.zeros((3, B, N, A), np.int32)  # index, visits, virtual visits of the pass
     edge_i[0].fill(UNVISITED)
@@ -220,17 +256,77 @@ def init_tree(logits, value, embedding, invalid, num_simulations: int, *,
         children_rewards=edge_f[2],
         children_discounts=edge_f[3],
         children_values=edge_f[4],
-        embeddings=np.zeros((B, N) + embedding.shape[1:], embedding.dtype),
-        root_invalid_actions=invalid,
-        extra_data={} if extra_data is None else extra_data,
+        children_invalid=np.zeros((B, N, A), np.bool_),
+        terminal=np.zeros((B, N), np.bool_),
+        num_nodes=np.ones(B, np.int32),
+        embeddings=np.zeros((B, N) + tuple(emb_shape), emb_dtype),
+        extra_data=extra_data,
     )
+    return tree, edge_i[2], node_i[3]
+
+
+def init_tree(logits, value, embedding, invalid, capacity: int, *,
+              extra_data: dict | None = None) -> tuple[Tree, np.ndarray, np.ndarray]:
+    """Allocate ``B`` trees of ``N = capacity`` node slots and fill their roots.
+
+    A search of ``S`` simulations without terminal nodes needs ``capacity = S + 1``; a smaller tree
+    can be enlarged between passes with :func:`grow_tree`. A root whose actions are all invalid is
+    terminal (a dead end).
+
+    Args:
+        logits: ``[B, A]`` float64 root prior logits (already noised and masked by the policy).
+        value: ``[B]`` float64 root values.
+        embedding: ``[B, ...]`` root embeddings (any dtype; the tree keeps one row per node).
+        invalid: ``[B, A]`` bool, True where an action is invalid at the root.
+        capacity: ``N >= 1``, node slots per tree.
+        extra_data: stored as ``tree.extra_data`` (a new dict if None).
+
+    Returns:
+        ``(tree, children_virtual [B, N, A] int32, node_virtual [B, N] int32)``: the virtual-visit
+        counters of the pass in flight, which the selection kernels and expand_and_backup share.
+    """
+    N = int(capacity)
+    if N < 1 or N != capacity:
+        raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+    B, A = logits.shape
+    tree, children_virtual, node_virtual = _allocate(
+        B, N, A, embedding.shape[1:], embedding.dtype, {} if extra_data is None else extra_data)
     tree.node_visits[:, ROOT_INDEX] = 1
     tree.raw_values[:, ROOT_INDEX] = value
     tree.node_values[:, ROOT_INDEX] = value
     tree.children_prior_logits[:, ROOT_INDEX] = logits
     tree.children_priors[:, ROOT_INDEX] = softmax(logits)
+    tree.children_invalid[:, ROOT_INDEX] = invalid
+    tree.terminal[:, ROOT_INDEX] = np.all(invalid, axis=-1)
     tree.embeddings[:, ROOT_INDEX] = embedding
-    return tree, edge_i[2], node_i[3]
+    return tree, children_virtual, node_virtual
+
+
+_TREE_ARRAYS = ("node_visits", "raw_values", "node_values", "parents", "action_from_parent",
+                "children_index", "children_prior_logits", "children_priors", "children_visits",
+                "children_rewards", "children_discounts", "children_values", "children_invalid",
+                "terminal", "embeddings")  # the per-node fields, [B, N, ...]
+
+
+def grow_tree(tree: Tree, children_virtual, node_virtual, capacity: int) -> tuple[Tree, np.ndarray, np.ndarray]:
+    """Copy ``tree`` (and the virtual-visit counters) into new arrays of ``capacity >= N`` node slots.
+
+    Node ``n < N`` keeps its index and contents; slots ``N ..`` are empty, as :func:`init_tree`
+    leaves them. ``num_nodes`` and ``extra_data`` (the same dict) carry over. Returns ``(tree,
+    children_virtual [B, capacity, A], node_virtual [B, capacity])``; the old arrays are not touched.
+    """
+    B, N = tree.node_visits.shape
+    new_n = int(capacity)
+    if new_n < N or new_n != capacity:
+        raise ValueError(f"capacity must be an int >= the tree's {N} nodes, got {capacity!r}")
+    new, new_cv, new_nv = _allocate(B, new_n, tree.num_actions, tree.embeddings.shape[2:],
+                                    tree.embeddings.dtype, tree.extra_data)
+    for name in _TREE_ARRAYS:
+        getattr(new, name)[:, :N] = getattr(tree, name)
+    new.num_nodes[:] = tree.num_nodes
+    new_cv[:, :N] = children_virtual
+    new_nv[:, :N] = node_virtual
+    return new, new_cv, new_nv
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -345,9 +441,18 @@ def _completed_q(visits, priors, values, rewards, discounts, raw_value, value_sc
 
 
 @_inline
-def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, values,
+def _first_valid(invalid):
+    """The lowest valid action of one node (a non-terminal node has one): the fallback of the rules."""
+    for a in range(invalid.shape[0]):
+        if not invalid[a]:
+            return a
+    return 0
+
+
+@_inline
+def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, values,
                  rewards, discounts, node_visit, node_value, virtual, node_virtual, invalid):
-    """``argmax_a Qn_eff(a) + P(a) sqrt(N) c / (1 + n(a) + v(a))`` at one node."""
+    """``argmax_{a valid} Qn_eff(a) + P(a) sqrt(N) c / (1 + n(a) + v(a))`` at one node."""
     A = visits.shape[0]
     n_parent = node_visit + node_virtual
     pb_c = pb_c_init + math.log((n_parent + pb_c_base + 1.0) / pb_c_base)
@@ -365,9 +470,9 @@ def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visi
         lo = vmin
         denom = vmax - vmin
     best = -np.inf
-    best_a = 0
+    best_a = -1
     for a in range(A):
-        if is_root and invalid[a]:
+        if invalid[a]:
             continue
         n = visits[a]
         v = virtual[a]
@@ -381,13 +486,15 @@ def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visi
         if score > best:
             best = score
             best_a = a
+    if best_a < 0:
+        return _first_valid(invalid)
     return best_a
 
 
 @_inline
 def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
                         invalid, gumbel, considered_row, value_scale, maxvisit_init, scratch):
-    """Sequential Halving with Gumbel: the best ``g + logits + sigma(q)`` among the actions whose
+    """Sequential Halving with Gumbel: the best ``g + logits + sigma(q)`` among the valid actions whose
     visit count (virtual included) equals ``considered_row[simulation index]``."""
     A = visits.shape[0]
     _completed_q(visits, priors, values, rewards, discounts, raw_value, value_scale, maxvisit_init, scratch)
@@ -398,7 +505,7 @@ def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_
         max_logit = max(max_logit, logits[a])
     considered = considered_row[sim]
     best = -np.inf
-    best_a = 0
+    best_a = -1
     for a in range(A):
         if invalid[a] or visits[a] + virtual[a] != considered:
             continue
@@ -406,14 +513,16 @@ def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_
         if score > best:
             best = score
             best_a = a
+    if best_a < 0:
+        return _first_valid(invalid)
     return best_a
 
 
 @_inline
-def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_value, virtual, value_scale,
-                            maxvisit_init, sigma):
-    """``argmax_a pi'(a) - n(a) / (1 + sum_b n(b))`` (virtual visits in n), ``pi' = softmax(logits +
-    sigma)`` computed from the stored priors (see :func:`_gumbel_interior_probs`)."""
+def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_value, virtual, invalid,
+                            value_scale, maxvisit_init, sigma):
+    """``argmax_{a valid} pi'(a) - n(a) / (1 + sum_b n(b))`` (virtual visits in n), ``pi' =
+    softmax(logits + sigma)`` computed from the stored priors (see :func:`_gumbel_interior_probs`)."""
     A = visits.shape[0]
     total = 0
     for a in range(A):
@@ -421,14 +530,18 @@ def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_valu
     z, u = _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value, value_scale,
                                   maxvisit_init, sigma)
     best = -np.inf
-    best_a = 0
+    best_a = -1
     for a in range(A):
+        if invalid[a]:
+            continue
         p = sigma[a] / z if visits[a] > 0 else priors[a] * u
         n = visits[a] + virtual[a]
         score = p if n == 0 else p - n / (1.0 + total)
         if score > best:
             best = score
             best_a = a
+    if best_a < 0:
+        return _first_valid(invalid)
     return best_a
 
 
@@ -470,17 +583,16 @@ def _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value
 
 
 @_inline
-def _edge_leaf(node, a, first_sim, j, pend_parent, pend_action, pend_node, n_pend):
-    """The leaf index for unexpanded edge ``(node, a)`` taken by leaf ``j`` of this pass: the node an
-    earlier leaf reserved for the same edge, or a new index ``first_sim + j + 1``. Returns
-    ``(leaf, n_pend)``."""
+def _edge_leaf(node, a, slot, pend_parent, pend_action, pend_node, n_pend):
+    """The leaf index for unexpanded edge ``(node, a)``: the node an earlier leaf of this pass
+    reserved for the same edge, or the new index ``slot``. Returns ``(leaf, n_pend)``."""
     for p in range(n_pend):
         if pend_parent[p] == node and pend_action[p] == a:
             return pend_node[p], n_pend
     pend_parent[n_pend] = node
     pend_action[n_pend] = a
-    pend_node[n_pend] = first_sim + j + 1
-    return first_sim + j + 1, n_pend + 1
+    pend_node[n_pend] = slot
+    return slot, n_pend + 1
 
 
 _PUCT = 0  # action rule of _walk: PUCT at every node
@@ -488,129 +600,181 @@ _GUMBEL = 1  # action rule of _walk: Sequential Halving at the root, determinist
 
 
 @_inline
-def _walk(rule, first_sim, max_depth, children_index, children_visits, children_values,
-          children_rewards, children_discounts, children_priors, children_virtual, node_virtual,
-          root_invalid, out_parent, out_action, out_leaf,
-          q_code, pb_c_init, pb_c_base, vmin, vmax, node_visits, node_values,
-          children_prior_logits, raw_values, root_gumbel, table, num_considered, value_scale,
-          maxvisit_init):
+def _walk(rule, max_depth, children_index, children_visits, children_values, children_rewards,
+          children_discounts, children_priors, children_invalid, terminal, num_nodes,
+          children_virtual, node_virtual, out_parent, out_action, out_leaf, out_eval,
+          puct_consts, node_visits, node_values, children_prior_logits, raw_values, root_gumbel,
+          table, num_considered, gumbel_consts):
     """The tree walk shared by both selection kernels; ``rule`` (``_PUCT`` or ``_GUMBEL``, a constant
     at each call site, so the compiler drops the other branch) picks the action at each node. The
-    arguments after ``out_leaf`` are those of one rule; the other rule's are unused."""
+    arguments after ``out_eval`` are those of one rule (``puct_consts = (q_code, pb_c_init,
+    pb_c_base, vmin, vmax)``, ``gumbel_consts = (value_scale, maxvisit_init)``); the other rule's
+    are unused. Returns the number of leaves that need the model. (At most 30 arguments: Python
+    passes more as ``*args``, which numba cannot inline.)"""
+    q_code, pb_c_init, pb_c_base, vmin, vmax = puct_consts
+    value_scale, maxvisit_init = gumbel_consts
     B, L = out_parent.shape
     A = children_visits.shape[2]
     scratch = np.empty(A)
     pend_parent = np.empty(L, np.int64)
     pend_action = np.empty(L, np.int64)
     pend_node = np.empty(L, np.int64)
+    total = 0
     for b in range(B):
         n_pend = 0
+        slot = num_nodes[b]  # the next free node slot of tree b
+        if terminal[b, 0]:  # a terminal root: every leaf revisits it
+            for j in range(L):
+                out_parent[b, j] = NO_PARENT
+                out_action[b, j] = UNVISITED
+                out_leaf[b, j] = ROOT_INDEX
+                out_eval[b, j] = False
+            continue
         for j in range(L):
             node = 0
             depth = 0
             while True:
                 if rule == _PUCT:
-                    a = _puct_action(depth == 0, q_code, pb_c_init, pb_c_base, vmin, vmax,
+                    a = _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax,
                                      children_priors[b, node], children_visits[b, node],
                                      children_values[b, node], children_rewards[b, node],
                                      children_discounts[b, node], node_visits[b, node],
                                      node_values[b, node], children_virtual[b, node],
-                                     node_virtual[b, node], root_invalid[b])
+                                     node_virtual[b, node], children_invalid[b, node])
                 elif depth == 0:
                     a = _gumbel_root_action(children_prior_logits[b, 0], children_priors[b, 0],
                                             children_visits[b, 0], children_values[b, 0],
                                             children_rewards[b, 0], children_discounts[b, 0],
                                             raw_values[b, 0], children_virtual[b, 0],
-                                            root_invalid[b], root_gumbel[b], table[num_considered[b]],
-                                            value_scale, maxvisit_init, scratch)
+                                            children_invalid[b, 0], root_gumbel[b],
+                                            table[num_considered[b]], value_scale, maxvisit_init,
+                                            scratch)
                 else:
                     a = _gumbel_interior_action(children_priors[b, node], children_visits[b, node],
                                                 children_values[b, node], children_rewards[b, node],
                                                 children_discounts[b, node], raw_values[b, node],
-                                                children_virtual[b, node], value_scale, maxvisit_init,
-                                                scratch)
+                                                children_virtual[b, node], children_invalid[b, node],
+                                                value_scale, maxvisit_init, scratch)
                 children_virtual[b, node, a] += 1
                 node_virtual[b, node] += 1
                 depth += 1
                 child = children_index[b, node, a]
                 if child == UNVISITED:
-                    child, n_pend = _edge_leaf(node, a, first_sim, j, pend_parent, pend_action, pend_node, n_pend)
+                    child, n_pend = _edge_leaf(node, a, slot, pend_parent, pend_action, pend_node, n_pend)
+                    evaluate = True
+                    break
+                if terminal[b, child]:
+                    evaluate = False
                     break
                 if depth >= max_depth:
+                    evaluate = True
                     break
                 node = child
             out_parent[b, j] = node
             out_action[b, j] = a
             out_leaf[b, j] = child
+            out_eval[b, j] = evaluate
+            if evaluate:
+                slot += 1
+                total += 1
+    return total
 
 
 @_kernel
-def select_puct(q_code, first_sim, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
+def select_puct(q_code, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
                 children_priors, children_visits, children_values, children_rewards,
-                children_discounts, node_visits, node_values, children_virtual, node_virtual,
-                root_invalid, out_parent, out_action, out_leaf):
-    """Select ``L = out_parent.shape[1]`` leaves in each of the ``B`` trees by PUCT.
+                children_discounts, children_invalid, node_visits, node_values, terminal, num_nodes,
+                children_virtual, node_virtual, out_parent, out_action, out_leaf, out_eval):
+    """Select ``L = out_parent.shape[1]`` leaves in each of the ``B`` trees by PUCT; returns ``M``,
+    the number of leaves that need the model.
 
-    Leaf ``j`` walks down from the root until it takes an unexpanded edge or reaches ``max_depth``
-    edges, adding a virtual visit to every edge it takes. Writes ``out_parent[b, j]``,
-    ``out_action[b, j]`` (the edge to evaluate) and ``out_leaf[b, j]``: the existing child at
-    ``max_depth``, the node reserved by an earlier leaf of this pass for the same edge, or the new
-    index ``first_sim + j + 1``.
+    Leaf ``j`` walks down from the root until it takes an unexpanded edge, reaches a terminal node
+    or has taken ``max_depth`` edges, adding a virtual visit to every edge it takes; it never takes
+    an action of ``children_invalid``. Writes ``out_parent[b, j]``, ``out_action[b, j]`` (the edge
+    taken last), ``out_leaf[b, j]`` and ``out_eval[b, j]``: for an unexpanded edge the node reserved
+    by an earlier leaf of this pass for the same edge or else the next free slot (``num_nodes[b]``
+    plus the earlier leaves of tree ``b`` that need the model), with ``out_eval`` True; the existing
+    child at ``max_depth``, True; a terminal child, False (a revisit). When the root is terminal,
+    every leaf is ``(NO_PARENT, UNVISITED, ROOT_INDEX, False)``. ``num_nodes`` is not changed.
     """
-    _walk(_PUCT, first_sim, max_depth, children_index, children_visits, children_values,
-          children_rewards, children_discounts, children_priors, children_virtual, node_virtual,
-          root_invalid, out_parent, out_action, out_leaf,
-          q_code, pb_c_init, pb_c_base, vmin, vmax, node_visits, node_values,
-          children_priors, node_values, children_priors[:, 0], node_visits, node_visits[:, 0], 0.0, 0.0)
+    return _walk(_PUCT, max_depth, children_index, children_visits, children_values,
+                 children_rewards, children_discounts, children_priors, children_invalid, terminal,
+                 num_nodes, children_virtual, node_virtual, out_parent, out_action, out_leaf, out_eval,
+                 (q_code, pb_c_init, pb_c_base, vmin, vmax), node_visits, node_values,
+                 children_priors, node_values, children_priors[:, 0], node_visits, node_visits[:, 0],
+                 (0.0, 0.0))
 
 
 @_kernel
-def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_index,
-                  children_prior_logits, children_priors, children_visits, children_values,
-                  children_rewards, children_discounts, raw_values, children_virtual, node_virtual,
-                  root_invalid, root_gumbel, table, num_considered, out_parent, out_action, out_leaf):
+def select_gumbel(max_depth, value_scale, maxvisit_init, children_index, children_prior_logits,
+                  children_priors, children_visits, children_values, children_rewards,
+                  children_discounts, children_invalid, raw_values, terminal, num_nodes,
+                  children_virtual, node_virtual, root_gumbel, table, num_considered,
+                  out_parent, out_action, out_leaf, out_eval):
     """Select ``L`` leaves per tree as :func:`select_puct` does, with Gumbel MuZero's rules: Sequential
-    Halving at the root (schedule ``table[num_considered[b]]``), deterministic selection below."""
-    _walk(_GUMBEL, first_sim, max_depth, children_index, children_visits, children_values,
-          children_rewards, children_discounts, children_priors, children_virtual, node_virtual,
-          root_invalid, out_parent, out_action, out_leaf,
-          0, 0.0, 1.0, 0.0, 1.0, children_visits[:, :, 0], raw_values,
-          children_prior_logits, raw_values, root_gumbel, table, num_considered, value_scale,
-          maxvisit_init)
+    Halving at the root (schedule ``table[num_considered[b]]``), deterministic selection below.
+    Returns ``M``, the number of leaves that need the model."""
+    return _walk(_GUMBEL, max_depth, children_index, children_visits, children_values,
+                 children_rewards, children_discounts, children_priors, children_invalid, terminal,
+                 num_nodes, children_virtual, node_virtual, out_parent, out_action, out_leaf, out_eval,
+                 (0, 0.0, 1.0, 0.0, 1.0), children_visits[:, :, 0], raw_values,
+                 children_prior_logits, raw_values, root_gumbel, table, num_considered,
+                 (value_scale, maxvisit_init))
+
 
 @_kernel
-def expand_and_backup(parent, action, leaf, reward, discount, prior_logits, value, children_index,
-                      children_prior_logits, children_priors, children_visits, children_values,
-                      children_rewards, children_discounts, node_visits, node_values, raw_values,
-                      parents, action_from_parent, children_virtual, node_virtual):
-    """For each tree ``b`` and leaf ``j`` in order: write the evaluated node, then back its value up.
+def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                      invalid_actions, is_terminal, children_index, children_prior_logits,
+                      children_priors, children_visits, children_values, children_rewards,
+                      children_discounts, children_invalid, node_visits, node_values, raw_values,
+                      parents, action_from_parent, terminal, num_nodes, children_virtual, node_virtual):
+    """For each tree ``b`` and leaf ``j`` in order: write the evaluated node (or revisit a terminal
+    one), then back its value up.
 
-    ``parent, action, leaf`` are ``[B, L]``; the model outputs ``reward, discount, value [B * L]``
-    and ``prior_logits [B * L, A]`` are ordered tree-major (item ``b * L + j``). Expansion sets the
-    node's logits, priors, raw and mean value, visit += 1, and the edge's child, reward and
-    discount. Backup walks to the root: ``G <- r + gamma G``; the parent's mean absorbs ``G``; the
-    edge copies the child's mean and gains a visit; the leaf's virtual visits are removed.
+    ``parent, action, leaf, evaluate`` are ``[B, L]`` from the selection kernel. The model outputs
+    ``reward, discount, value [M]``, ``prior_logits [M, A]``, ``invalid_actions [M, A]`` bool and
+    ``is_terminal [M]`` bool hold one item per leaf with ``evaluate`` True, tree-major (leaf order
+    within a tree); ``invalid_actions`` with 0 rows means all valid, ``is_terminal`` with 0 rows
+    none terminal. Expansion sets the node's logits (``finfo.min`` where invalid), priors, raw and
+    mean value, mask, terminal flag (flagged, or all actions invalid), visit += 1, and the edge's
+    child, reward and discount. A revisit (``evaluate`` False) sets the node's mean to its raw value,
+    visit += 1, and backs up the raw value. Backup walks to the root: ``G <- r + gamma G``; the
+    parent's mean absorbs ``G``; the edge copies the child's mean and gains a visit; the leaf's
+    virtual visits are removed. ``num_nodes[b]`` grows by the leaves of tree ``b`` that were evaluated.
     """
     B, L = parent.shape
     A = children_visits.shape[2]
+    masked = invalid_actions.shape[0] > 0
+    flagged = is_terminal.shape[0] > 0
+    item = 0
     for b in range(B):
         for j in range(L):
-            p = parent[b, j]
-            a = action[b, j]
             node = leaf[b, j]
-            item = b * L + j
-            # expand
-            node_visits[b, node] += 1
-            for i in range(A):
-                children_prior_logits[b, node, i] = prior_logits[item, i]
-            _softmax_into(children_prior_logits[b, node], children_priors[b, node])
-            raw_values[b, node] = value[item]
-            node_values[b, node] = value[item]
-            children_index[b, p, a] = node
-            children_rewards[b, p, a] = reward[item]
-            children_discounts[b, p, a] = discount[item]
-            parents[b, node] = p
-            action_from_parent[b, node] = a
+            if evaluate[b, j]:
+                p = parent[b, j]
+                a = action[b, j]
+                # expand
+                node_visits[b, node] += 1
+                dead = True
+                for i in range(A):
+                    bad = masked and invalid_actions[item, i]
+                    children_invalid[b, node, i] = bad
+                    children_prior_logits[b, node, i] = _MIN_LOGIT if bad else prior_logits[item, i]
+                    dead = dead and bad
+                terminal[b, node] = dead or (flagged and is_terminal[item])
+                _softmax_into(children_prior_logits[b, node], children_priors[b, node])
+                raw_values[b, node] = value[item]
+                node_values[b, node] = value[item]
+                children_index[b, p, a] = node
+                children_rewards[b, p, a] = reward[item]
+                children_discounts[b, p, a] = discount[item]
+                parents[b, node] = p
+                action_from_parent[b, node] = a
+                num_nodes[b] += 1
+                item += 1
+            else:  # revisit of a terminal node: its stored value once more
+                node_visits[b, node] += 1
+                node_values[b, node] = raw_values[b, node]
             # backup
             g = node_values[b, node]
             index = node

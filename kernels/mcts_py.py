@@ -1,7 +1,9 @@
 """Pure-Python twin of the MCTS kernels in :mod:`ponder.kernels.mcts` (the reference semantics).
 
 The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``completed_qvalues``)
-with the same signatures, written as plain loops over trees, leaves and actions. The search loop is
+with the same signatures, written as plain loops over trees, leaves and actions (per-node masks,
+terminal nodes and their revisits, node slots from ``num_nodes`` included). The tree itself
+(``init_tree``, ``grow_tree``) is plain numpy and shared with the compiled module. The search loop is
 not here: ``ponder.search.mcts_policies.muzero_policy(..., backend="python")`` runs it on these
 kernels (kernels never import search/). The formulas are documented in :mod:`ponder.kernels.mcts`.
 
@@ -16,10 +18,12 @@ import math
 import numpy as np
 
 ROOT_INDEX = 0
+NO_PARENT = -1
 UNVISITED = -1
 _TINY = float(np.finfo(np.float64).tiny)
 _LOW_LOGIT = -1e9
 _EPSILON = 1e-8
+_MIN_LOGIT = float(np.finfo(np.float64).min)
 
 
 def _softmax(xs: list[float]) -> list[float]:
@@ -56,16 +60,19 @@ def _completed_q(visits, priors, qs, raw_value, value_scale, maxvisit_init) -> l
     return [scale * ((c - lo) / denom) for c in completed]
 
 
-def _argmax(scores) -> int:
-    """First index of the largest score; 0 when every score is -inf (all actions masked)."""
-    best, best_a = -math.inf, 0
+def _argmax(scores, invalid) -> int:
+    """First index of the largest score; the first valid action when no score beats -inf (NaN
+    scores, or no action qualifies). Invalid actions score -inf."""
+    best, best_a = -math.inf, -1
     for a, s in enumerate(scores):
         if s > best:
             best, best_a = s, a
+    if best_a < 0:
+        return next((a for a, bad in enumerate(invalid) if not bad), 0)
     return best_a
 
 
-def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, values,
+def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, values,
                  rewards, discounts, node_visit, node_value, virtual, node_virtual, invalid) -> int:
     """PUCT at one node; the arguments are that node's rows as lists."""
     qs = _edge_qvalues(rewards, discounts, values)
@@ -80,7 +87,7 @@ def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visi
         lo, denom = vmin, vmax - vmin
     scores = []
     for n, v, p, q, bad in zip(visits, virtual, priors, qs, invalid):
-        if is_root and bad:
+        if bad:
             scores.append(-math.inf)
             continue
         value_score = 0.0
@@ -89,7 +96,7 @@ def _puct_action(is_root, q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visi
             if v > 0:
                 value_score = value_score * n / (n + v)  # virtual visits count as value 0
         scores.append(value_score + explore * p / (n + v + 1))
-    return _argmax(scores)
+    return _argmax(scores, invalid)
 
 
 def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
@@ -106,17 +113,19 @@ def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_
             scores.append(-math.inf)
         else:
             scores.append(max(_LOW_LOGIT, g + (logit - max_logit) + c))
-    return _argmax(scores)
+    return _argmax(scores, invalid)
 
 
-def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_value, virtual,
+def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_value, virtual, invalid,
                             value_scale, maxvisit_init) -> int:
     """Deterministic Gumbel MuZero selection below the root; the arguments are rows as lists."""
     probs = _gumbel_interior_probs(priors, visits, _edge_qvalues(rewards, discounts, values), raw_value,
                                    value_scale, maxvisit_init)
     effective = [n + v for n, v in zip(visits, virtual)]
     total = sum(effective)
-    return _argmax([p if n == 0 else p - n / (1.0 + total) for p, n in zip(probs, effective)])
+    scores = [-math.inf if bad else (p if n == 0 else p - n / (1.0 + total))
+              for p, n, bad in zip(probs, effective, invalid)]
+    return _argmax(scores, invalid)
 
 
 def _gumbel_interior_probs(priors, visits, qs, raw_value, value_scale, maxvisit_init) -> list[float]:
@@ -141,12 +150,18 @@ def _gumbel_interior_probs(priors, visits, qs, raw_value, value_scale, maxvisit_
     return [w / z if n > 0 else p * u for n, p, w in zip(visits, priors, weights)]
 
 
-def _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
-          out_parent, out_action, out_leaf):
-    """Selection skeleton shared by both rules: ``choose(b, node, depth) -> action``."""
+def _walk(choose, children_index, terminal, num_nodes, children_virtual, node_virtual, max_depth,
+          out_parent, out_action, out_leaf, out_eval) -> int:
+    """Selection skeleton shared by both rules: ``choose(b, node, depth) -> action``. Returns the
+    number of leaves that need the model."""
     B, L = out_parent.shape
+    total = 0
     for b in range(B):
+        if terminal[b, ROOT_INDEX]:  # a terminal root: every leaf revisits it
+            out_parent[b], out_action[b], out_leaf[b], out_eval[b] = NO_PARENT, UNVISITED, ROOT_INDEX, False
+            continue
         pending: dict[tuple[int, int], int] = {}  # edges reserved by earlier leaves of this pass
+        slot = int(num_nodes[b])  # the next free node slot
         for j in range(L):
             node, depth = 0, 0
             while True:
@@ -156,36 +171,45 @@ def _walk(choose, children_index, children_virtual, node_virtual, first_sim, max
                 depth += 1
                 child = int(children_index[b, node, a])
                 if child == UNVISITED:
-                    child = pending.setdefault((node, a), first_sim + j + 1)
+                    child = pending.setdefault((node, a), slot)
+                    evaluate = True
+                    break
+                if terminal[b, child]:
+                    evaluate = False  # a revisit
                     break
                 if depth >= max_depth:
+                    evaluate = True
                     break
                 node = child
-            out_parent[b, j], out_action[b, j], out_leaf[b, j] = node, a, child
+            out_parent[b, j], out_action[b, j], out_leaf[b, j], out_eval[b, j] = node, a, child, evaluate
+            slot += evaluate
+            total += evaluate
+    return total
 
 
-def select_puct(q_code, first_sim, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
+def select_puct(q_code, max_depth, pb_c_init, pb_c_base, vmin, vmax, children_index,
                 children_priors, children_visits, children_values, children_rewards,
-                children_discounts, node_visits, node_values, children_virtual, node_virtual,
-                root_invalid, out_parent, out_action, out_leaf):
+                children_discounts, children_invalid, node_visits, node_values, terminal, num_nodes,
+                children_virtual, node_virtual, out_parent, out_action, out_leaf, out_eval):
     """Twin of :func:`ponder.kernels.mcts.select_puct`."""
 
     def choose(b, node, depth):
         return _puct_action(
-            depth == 0, q_code, pb_c_init, pb_c_base, vmin, vmax, children_priors[b, node].tolist(),
+            q_code, pb_c_init, pb_c_base, vmin, vmax, children_priors[b, node].tolist(),
             children_visits[b, node].tolist(), children_values[b, node].tolist(),
             children_rewards[b, node].tolist(), children_discounts[b, node].tolist(),
             int(node_visits[b, node]), float(node_values[b, node]), children_virtual[b, node].tolist(),
-            int(node_virtual[b, node]), root_invalid[b].tolist())
+            int(node_virtual[b, node]), children_invalid[b, node].tolist())
 
-    _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
-          out_parent, out_action, out_leaf)
+    return _walk(choose, children_index, terminal, num_nodes, children_virtual, node_virtual, max_depth,
+                 out_parent, out_action, out_leaf, out_eval)
 
 
-def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_index,
-                  children_prior_logits, children_priors, children_visits, children_values,
-                  children_rewards, children_discounts, raw_values, children_virtual, node_virtual,
-                  root_invalid, root_gumbel, table, num_considered, out_parent, out_action, out_leaf):
+def select_gumbel(max_depth, value_scale, maxvisit_init, children_index, children_prior_logits,
+                  children_priors, children_visits, children_values, children_rewards,
+                  children_discounts, children_invalid, raw_values, terminal, num_nodes,
+                  children_virtual, node_virtual, root_gumbel, table, num_considered,
+                  out_parent, out_action, out_leaf, out_eval):
     """Twin of :func:`ponder.kernels.mcts.select_gumbel`."""
 
     def choose(b, node, depth):
@@ -193,36 +217,51 @@ def select_gumbel(first_sim, max_depth, value_scale, maxvisit_init, children_ind
                 children_values[b, node].tolist(), children_rewards[b, node].tolist(),
                 children_discounts[b, node].tolist(), float(raw_values[b, node]),
                 children_virtual[b, node].tolist())
+        invalid = children_invalid[b, node].tolist()
         if depth == 0:
-            return _gumbel_root_action(children_prior_logits[b, node].tolist(), *rows, root_invalid[b].tolist(),
+            return _gumbel_root_action(children_prior_logits[b, node].tolist(), *rows, invalid,
                                        root_gumbel[b].tolist(), table[num_considered[b]].tolist(),
                                        value_scale, maxvisit_init)
-        return _gumbel_interior_action(*rows, value_scale, maxvisit_init)
+        return _gumbel_interior_action(*rows, invalid, value_scale, maxvisit_init)
 
-    _walk(choose, children_index, children_virtual, node_virtual, first_sim, max_depth,
-          out_parent, out_action, out_leaf)
+    return _walk(choose, children_index, terminal, num_nodes, children_virtual, node_virtual, max_depth,
+                 out_parent, out_action, out_leaf, out_eval)
 
 
-def expand_and_backup(parent, action, leaf, reward, discount, prior_logits, value, children_index,
-                      children_prior_logits, children_priors, children_visits, children_values,
-                      children_rewards, children_discounts, node_visits, node_values, raw_values,
-                      parents, action_from_parent, children_virtual, node_virtual):
+def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                      invalid_actions, is_terminal, children_index, children_prior_logits,
+                      children_priors, children_visits, children_values, children_rewards,
+                      children_discounts, children_invalid, node_visits, node_values, raw_values,
+                      parents, action_from_parent, terminal, num_nodes, children_virtual, node_virtual):
     """Twin of :func:`ponder.kernels.mcts.expand_and_backup`."""
     B, L = parent.shape
+    A = children_visits.shape[2]
+    masked, flagged = len(invalid_actions) > 0, len(is_terminal) > 0
+    item = 0  # model outputs are [M, ...]: the evaluated leaves, tree-major
     for b in range(B):
         for j in range(L):
-            p, a, node = int(parent[b, j]), int(action[b, j]), int(leaf[b, j])
-            item = b * L + j  # model outputs are [B * L, ...], tree-major
-            # expand
-            node_visits[b, node] += 1
-            children_prior_logits[b, node] = prior_logits[item]
-            children_priors[b, node] = _softmax(prior_logits[item].tolist())
-            raw_values[b, node] = node_values[b, node] = value[item]
-            children_index[b, p, a] = node
-            children_rewards[b, p, a] = reward[item]
-            children_discounts[b, p, a] = discount[item]
-            parents[b, node] = p
-            action_from_parent[b, node] = a
+            node = int(leaf[b, j])
+            if evaluate[b, j]:
+                p, a = int(parent[b, j]), int(action[b, j])
+                # expand
+                node_visits[b, node] += 1
+                bad = invalid_actions[item].tolist() if masked else [False] * A
+                logits = [_MIN_LOGIT if x else float(y) for x, y in zip(bad, prior_logits[item])]
+                children_invalid[b, node] = bad
+                children_prior_logits[b, node] = logits
+                children_priors[b, node] = _softmax(logits)
+                terminal[b, node] = all(bad) or (flagged and bool(is_terminal[item]))
+                raw_values[b, node] = node_values[b, node] = value[item]
+                children_index[b, p, a] = node
+                children_rewards[b, p, a] = reward[item]
+                children_discounts[b, p, a] = discount[item]
+                parents[b, node] = p
+                action_from_parent[b, node] = a
+                num_nodes[b] += 1
+                item += 1
+            else:  # revisit of a terminal node: its stored value once more
+                node_visits[b, node] += 1
+                node_values[b, node] = raw_values[b, node]
             # backup: G <- r + gamma G; the parent's mean absorbs G
             g = float(node_values[b, node])
             index = node

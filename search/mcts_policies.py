@@ -4,15 +4,22 @@ As google-deepmind/mctx splits ``search.py`` (the loop) and ``policies.py`` (the
 from ``tree.py`` and ``action_selection.py``, this module holds what spends a budget:
 :func:`run_search` (allocate the trees, then repeat select / evaluate / expand-and-backup) and the
 two policies :func:`muzero_policy` (PUCT) and :func:`gumbel_muzero_policy` (Full Gumbel MuZero) with
-their data types. The arrays, the selection rules and their maths are in :mod:`ponder.kernels.mcts`::
+their data types. The arrays, the selection rules and their maths (per-node masks, terminal nodes
+and revisits, node slots) are in :mod:`ponder.kernels.mcts`::
 
-    tree = init_tree(root)                                # kernels.mcts.init_tree
-    for each pass of k = min(num_leaves, S - done) leaves:
+    tree = init_tree(root, capacity)                      # kernels.mcts.init_tree
+    for each pass of k = min(num_leaves, S - done) leaves (k = num_leaves when S is None):
         if should_stop() returns a reason: stop           # the budget check, before each pass
-        select_puct | select_gumbel                       # kernel: k leaves per tree
-        recurrent_fn(params, rng, actions [B*k], embeddings [B*k, ...])   # the caller's model
+        grow_tree if num_nodes + k could exceed the capacity   # doubling
+        select_puct | select_gumbel                       # kernel: k leaves per tree, M need the model
+        if M > 0: recurrent_fn(params, rng, actions [M], embeddings [M, ...])   # the caller's model
         expand_and_backup                                 # kernel: write the nodes, back values up
         progress(done)
+
+Only the leaves that need the model reach ``recurrent_fn``: a leaf that reached a terminal node is
+a revisit, backed up from the stored values, so ``M <= B * k`` and a pass of revisits only does not
+call it at all. The model marks states with the optional ``RecurrentFnOutput.invalid_actions [M,
+A]`` and ``RecurrentFnOutput.is_terminal [M]``.
 
 ``backend="numba"`` runs the compiled kernels, ``backend="python"`` their pure-Python twins
 (:mod:`ponder.kernels.mcts_py`); the trees are bit-identical. This module imports only numpy and
@@ -21,7 +28,10 @@ ponder.kernels (no torch, no models, no verifiers).
 Stopping early: when ``should_stop()`` returns a reason (a string), the loop returns the tree built so
 far, ``tree.extra_data["num_simulations_done"]`` simulations per tree (``S`` when it ran to the end)
 and ``tree.extra_data["stop_reason"]`` (None when it ran to the end). The policies then act on that
-tree as on a finished one.
+tree as on a finished one. ``muzero_policy(..., num_simulations=None)`` runs until ``should_stop``
+returns a reason (an open-ended budget of tokens, tool calls or time); the tree grows as it needs
+(``capacity`` is only its first size). Gumbel MuZero needs ``S``: its Sequential Halving schedule
+is laid out over ``S`` simulations.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from ponder.kernels.mcts import (
     Tree,
     cached_considered_visits_table,
     considered_visits_table,
+    grow_tree,
     init_tree,
     softmax,
 )
@@ -50,6 +61,8 @@ __all__ = [
 
 _TINY = float(np.finfo(np.float64).tiny)
 _LOW_LOGIT = -1e9  # floor of the Gumbel root score, as in mctx's seq_halving.score_considered
+OPEN_CAPACITY = 64  # first node capacity per tree of an open-ended search (num_simulations=None)
+_NO_DEPTH_CAP = 2**31 - 1  # max_depth of an open-ended search without one
 
 
 # --------------------------------------------------------------------------------------------------
@@ -80,12 +93,19 @@ class RecurrentFnOutput:
         discount: ``[M]`` discount between ``reward`` and ``value`` (0 at a terminal state).
         prior_logits: ``[M, A]`` policy logits at the new state.
         value: ``[M]`` value estimate of the new state.
+        invalid_actions: ``[M, A]`` bool, True where an action is illegal at the new state; None
+            (the default): all valid. A state with no valid action is terminal.
+        is_terminal: ``[M]`` bool, True where the new state is terminal (end of sequence, solved,
+            failed): it never gets children, and later simulations that reach it back up its stored
+            value without calling the model; None (the default): none terminal.
     """
 
     reward: Any  # [M]
     discount: Any  # [M]
     prior_logits: Any  # [M, A]
     value: Any  # [M]
+    invalid_actions: Any = None  # [M, A] bool
+    is_terminal: Any = None  # [M] bool
 
 
 
@@ -116,7 +136,7 @@ Progress = Callable[[int], None]
 def muzero_policy(
     root: RootFnOutput,
     recurrent_fn: RecurrentFn,
-    num_simulations: int,
+    num_simulations: int | None,
     *,
     params: Any = None,
     rng: np.random.Generator | int | None = None,
@@ -134,6 +154,7 @@ def muzero_policy(
     backend: str = "numba",
     should_stop: ShouldStop | None = None,
     progress: Progress | None = None,
+    capacity: int | None = None,
 ) -> PolicyOutput:
     """MuZero search with PUCT selection; returns visit-count policy and a sampled action.
 
@@ -145,14 +166,18 @@ def muzero_policy(
     Args:
         root: ``RootFnOutput`` with ``prior_logits [B, A]``, ``value [B]``, ``embedding [B, ...]``.
         recurrent_fn: ``(params, rng, actions [M], embeddings [M, ...]) -> (RecurrentFnOutput,
-            new_embeddings [M, ...])`` with ``M = B * k`` items ordered tree-major (item
-            ``b * k + j`` is leaf ``j`` of tree ``b``), ``k = num_leaves`` (fewer on the last pass).
-        num_simulations: number of leaves evaluated per tree (``S``; the tree has ``S + 1`` nodes).
+            new_embeddings [M, ...])``: the leaves of a pass that need the model (all but the
+            revisits of terminal nodes), ordered tree-major and by leaf within a tree; without
+            terminal nodes ``M = B * k`` and item ``b * k + j`` is leaf ``j`` of tree ``b``, ``k =
+            num_leaves`` (fewer on the last pass). Not called for a pass with ``M = 0``.
+        num_simulations: simulations per tree (``S``; the tree has ``S + 1`` nodes unless
+            ``capacity`` says otherwise), or None to run until ``should_stop`` returns a reason.
         params: passed through to ``recurrent_fn``.
         rng: numpy ``Generator`` or seed for the Dirichlet noise and the action sample; passed
             through to ``recurrent_fn``.
         invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
-        max_depth: longest path from the root in edges (default ``num_simulations``).
+        max_depth: longest path from the root in edges (default ``num_simulations``; unlimited
+            when that is None).
         qtransform: ``"parent_and_siblings"`` or ``"min_max"`` (needs ``value_bounds``).
         value_bounds: ``(lo, hi)`` for ``qtransform="min_max"``.
         dirichlet_fraction: ``f`` in ``[0, 1]``; 0 disables the noise.
@@ -164,13 +189,16 @@ def muzero_policy(
         num_leaves: leaves selected per tree per pass, spread by virtual visits.
         backend: ``"numba"`` (compiled kernels) or ``"python"`` (the reference twin, mcts_py).
         should_stop: ``() -> str | None``, called before each pass; a returned reason stops the
-            search early (see :func:`run_search`).
+            search early (see :func:`run_search`). Required when ``num_simulations`` is None.
         progress: ``(simulations_done) -> None``, called after each pass.
+        capacity: first node capacity per tree (default ``S + 1``, or ``OPEN_CAPACITY + 1`` when
+            ``num_simulations`` is None); the tree grows past it as needed, with the same result.
 
     Returns:
         ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
     """
     kernels = _kernels(backend)
+    _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
     if qtransform not in QTRANSFORMS:
         raise ValueError(f"qtransform must be one of {sorted(QTRANSFORMS)}, got {qtransform!r}")
     if qtransform == "min_max":
@@ -207,16 +235,18 @@ def muzero_policy(
 
     q_code = QTRANSFORMS[qtransform]
 
-    def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
-        kernels.select_puct(
-            q_code, first_sim, depth_cap, float(pb_c_init), float(pb_c_base), vmin, vmax,
-            t.children_index, t.children_priors, t.children_visits, t.children_values,
-            t.children_rewards, t.children_discounts, t.node_visits, t.node_values,
-            children_virtual, node_virtual, t.root_invalid_actions, parent, action, leaf)
+    pb_c_init, pb_c_base = float(pb_c_init), float(pb_c_base)
+
+    def select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate):
+        return kernels.select_puct(
+            q_code, depth_cap, pb_c_init, pb_c_base, vmin, vmax, t.children_index,
+            t.children_priors, t.children_visits, t.children_values, t.children_rewards,
+            t.children_discounts, t.children_invalid, t.node_visits, t.node_values, t.terminal,
+            t.num_nodes, children_virtual, node_virtual, parent, action, leaf, evaluate)
 
     tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
                       params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
-                      backend=backend, should_stop=should_stop, progress=progress)
+                      backend=backend, should_stop=should_stop, progress=progress, capacity=capacity)
 
     weights = tree.summary().visit_probs  # [B, A]
     act_logits = np.log(np.maximum(weights, _TINY))
@@ -247,6 +277,7 @@ def gumbel_muzero_policy(
     backend: str = "numba",
     should_stop: ShouldStop | None = None,
     progress: Progress | None = None,
+    capacity: int | None = None,
 ) -> PolicyOutput:
     """Full Gumbel MuZero search: Sequential Halving with Gumbel at the root.
 
@@ -257,7 +288,8 @@ def gumbel_muzero_policy(
     Args:
         root: ``RootFnOutput`` with ``prior_logits [B, A]``, ``value [B]``, ``embedding [B, ...]``.
         recurrent_fn: as in :func:`muzero_policy`.
-        num_simulations: number of leaves evaluated per tree.
+        num_simulations: simulations per tree, ``S`` (required: the Sequential Halving schedule
+            is laid out over ``S``; stop earlier with ``should_stop``).
         params: passed through to ``recurrent_fn``.
         rng: numpy ``Generator`` or seed for the Gumbel noise; passed through to ``recurrent_fn``.
         invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
@@ -272,12 +304,17 @@ def gumbel_muzero_policy(
         should_stop: ``() -> str | None``, called before each pass; a returned reason stops the
             search early (see :func:`run_search`).
         progress: ``(simulations_done) -> None``, called after each pass.
+        capacity: first node capacity per tree (default ``S + 1``); the tree grows past it as
+            needed, with the same result.
 
     Returns:
         ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
     """
     kernels = _kernels(backend)
-    S = _check_budget(num_simulations, num_leaves, max_depth)[0]
+    if num_simulations is None:
+        raise ValueError("gumbel_muzero_policy needs num_simulations (its Sequential Halving schedule "
+                         "is laid out over S simulations); stop it earlier with should_stop")
+    S = _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)[0]
     if int(max_num_considered_actions) < 1:
         raise ValueError(f"max_num_considered_actions must be >= 1, got {max_num_considered_actions}")
     rng = np.random.default_rng(rng)
@@ -297,17 +334,17 @@ def gumbel_muzero_policy(
     table = cached_considered_visits_table(m, S)  # [m + 1, S]
     num_considered = np.minimum(m, A - invalid.sum(-1)).astype(np.int32)  # [B]
 
-    def select(t, children_virtual, node_virtual, first_sim, depth_cap, parent, action, leaf):
-        kernels.select_gumbel(
-            first_sim, depth_cap, value_scale, maxvisit_init, t.children_index,
-            t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
-            t.children_rewards, t.children_discounts, t.raw_values, children_virtual,
-            node_virtual, t.root_invalid_actions, g, table, num_considered, parent, action, leaf)
+    def select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate):
+        return kernels.select_gumbel(
+            depth_cap, value_scale, maxvisit_init, t.children_index, t.children_prior_logits,
+            t.children_priors, t.children_visits, t.children_values, t.children_rewards,
+            t.children_discounts, t.children_invalid, t.raw_values, t.terminal, t.num_nodes,
+            children_virtual, node_virtual, g, table, num_considered, parent, action, leaf, evaluate)
 
     tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
                       params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
                       backend=backend, extra_data={"root_gumbel": g}, should_stop=should_stop,
-                      progress=progress)
+                      progress=progress, capacity=capacity)
 
     # Act with the best g + logits + sigma(q) among the most visited root actions.
     t = tree
@@ -329,14 +366,14 @@ def gumbel_muzero_policy(
 # --------------------------------------------------------------------------------------------------
 # The search loop (the same for both backends; only the kernels differ).
 
-Select = Callable[[Tree, np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray, np.ndarray], None]
+Select = Callable[[Tree, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]
 
 
-def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num_simulations: int,
+def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num_simulations: int | None,
                select: Select, *, params: Any = None, rng: np.random.Generator | None = None,
                max_depth: int | None = None, num_leaves: int = 1, backend: str = "numba",
                extra_data: dict | None = None, should_stop: ShouldStop | None = None,
-               progress: Progress | None = None) -> Tree:
+               progress: Progress | None = None, capacity: int | None = None) -> Tree:
     """Allocate the trees, fill the roots, and run the select / evaluate / expand-and-backup loop.
 
     Args:
@@ -344,86 +381,132 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         value: ``[B]`` float64 root values.
         embedding: ``[B, ...]`` root embeddings.
         invalid: ``[B, A]`` bool root mask.
-        recurrent_fn: the model, as in :func:`muzero_policy`.
-        num_simulations: ``S``, leaves evaluated per tree.
-        select: ``(tree, children_virtual, node_virtual, first_sim, max_depth, parent, action,
-            leaf) -> None``, the policy's selection kernel call; writes ``parent, action, leaf``
-            ``[B, k]`` for the pass whose first simulation is ``first_sim``.
+        recurrent_fn: the model, as in :func:`muzero_policy`; called with the ``M`` leaves of a
+            pass that need it (none of the revisits of terminal nodes), and not at all when ``M = 0``.
+        num_simulations: ``S``, simulations per tree; None runs passes of ``num_leaves`` until
+            ``should_stop`` returns a reason (it is then required).
+        select: ``(tree, children_virtual, node_virtual, max_depth, parent, action, leaf, evaluate)
+            -> M``, the policy's selection kernel call; writes ``parent, action, leaf, evaluate``
+            ``[B, k]`` for the pass and returns how many leaves need the model.
         params: passed through to ``recurrent_fn``.
         rng: passed through to ``recurrent_fn``.
-        max_depth: longest path from the root in edges (default ``S``).
+        max_depth: longest path from the root in edges (default ``S``, unlimited when S is None).
         num_leaves: leaves per tree per pass (``k``; fewer on the last pass).
         backend: ``"numba"`` or ``"python"``: which expand_and_backup kernel runs.
         extra_data: stored in ``tree.extra_data`` (with ``num_simulations_done`` and ``stop_reason``).
         should_stop: ``() -> str | None``, checked before each pass (a budget check). When it returns
             a reason the loop stops and returns the tree built so far.
         progress: ``(simulations_done) -> None``, called after each pass.
+        capacity: first node capacity per tree ``N`` (default ``S + 1``, or ``OPEN_CAPACITY + 1``).
+            Before a pass of ``k`` leaves that could need more than ``N`` slots (``max_b num_nodes[b]
+            + k > N``) the trees are copied into arrays of ``max(2 N, max_b num_nodes[b] + k)``
+            slots (:func:`ponder.kernels.mcts.grow_tree`); the nodes are the same as with a large
+            enough ``capacity`` from the start.
 
     Returns:
         The :class:`Tree`; ``tree.extra_data["num_simulations_done"]`` (int, ``S`` when complete) and
         ``tree.extra_data["stop_reason"]`` (the reason, or None).
     """
     kernels = _kernels(backend)
-    S, L, depth_cap = _check_budget(num_simulations, num_leaves, max_depth)
+    S, L, depth_cap, N = _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
     B, A = logits.shape
-    N = S + 1
     extra_data = {} if extra_data is None else extra_data
-    tree, children_virtual, node_virtual = init_tree(logits, value, embedding, invalid, S, extra_data=extra_data)
-    t = tree
+    t, children_virtual, node_virtual = init_tree(logits, value, embedding, invalid, N, extra_data=extra_data)
     emb_shape = embedding.shape[1:]
     flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)  # a view: row b * N + n
     first_row = (np.arange(B, dtype=np.intp) * N)[:, None]  # [B, 1]
+    no_mask, no_flags = np.zeros((0, A), np.bool_), np.zeros(0, np.bool_)  # "all valid", "none terminal"
     buffers = {}
+    slots_bound = 1  # an upper bound of max_b num_nodes[b]: 1 + the simulations run so far
     done, reason = 0, None
-    for start in range(0, S, L):
+    while S is None or done < S:
         if should_stop is not None:
             reason = should_stop()
             if reason is not None:
                 break
-        k = min(L, S - start)
-        M = B * k
-        if k not in buffers:  # parent, action, leaf [B, k] int32; action, rows [M] int64
+        k = L if S is None else min(L, S - done)
+        if slots_bound + k > N:  # the pass might run out of slots: look at the real counts
+            slots_bound = int(t.num_nodes.max())
+            if slots_bound + k > N:
+                N = max(2 * N, slots_bound + k)
+                t, children_virtual, node_virtual = grow_tree(t, children_virtual, node_virtual, N)
+                flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)
+                first_row = (np.arange(B, dtype=np.intp) * N)[:, None]
+        if k not in buffers:  # parent, action, leaf [B, k] int32; evaluate [B, k] bool; rows [B, k]
             buffers[k] = (np.empty((B, k), np.int32), np.empty((B, k), np.int32), np.empty((B, k), np.int32),
-                          np.empty(M, np.int64), np.empty((B, k), np.intp))
-        parent, action, leaf, action64, rows = buffers[k]
-        select(t, children_virtual, node_virtual, start, depth_cap, parent, action, leaf)
-        action64[:] = action.reshape(M)
-        np.add(first_row, parent, out=rows)
-        out, new_embedding = recurrent_fn(params, rng, action64.copy(), flat_embeddings.take(rows.reshape(M), axis=0))
-        reward = _as_f64(out.reward, (M,), "reward")
-        discount = _as_f64(out.discount, (M,), "discount")
-        prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
-        leaf_value = _as_f64(out.value, (M,), "value")
-        new_embedding = np.asarray(new_embedding)
-        if new_embedding.shape != (M,) + emb_shape:
-            raise ValueError(f"recurrent_fn returned embeddings of shape {new_embedding.shape}, "
-                             f"expected {(M,) + emb_shape}")
+                          np.empty((B, k), np.bool_), np.empty((B, k), np.intp))
+        parent, action, leaf, evaluate, rows = buffers[k]
+        M = select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
+        if M == B * k:  # every leaf needs the model (always, without terminal nodes)
+            picked = None
+            actions = action.reshape(M).astype(np.int64)
+            np.add(first_row, parent, out=rows)
+            states = flat_embeddings.take(rows.reshape(M), axis=0)
+        else:  # some leaves are revisits of terminal nodes: only the others reach the model
+            picked = evaluate.reshape(B * k)
+            actions = action.reshape(B * k)[picked].astype(np.int64)
+            np.add(first_row, parent, out=rows)
+            states = flat_embeddings.take(rows.reshape(B * k)[picked], axis=0)
+        if M > 0:
+            out, new_embedding = recurrent_fn(params, rng, actions, states)
+            reward = _as_f64(out.reward, (M,), "reward")
+            discount = _as_f64(out.discount, (M,), "discount")
+            prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
+            leaf_value = _as_f64(out.value, (M,), "value")
+            leaf_invalid = no_mask if out.invalid_actions is None else _as_bool(out.invalid_actions, (M, A), "invalid_actions")
+            leaf_terminal = no_flags if out.is_terminal is None else _as_bool(out.is_terminal, (M,), "is_terminal")
+            new_embedding = np.asarray(new_embedding)
+            if new_embedding.shape != (M,) + emb_shape:
+                raise ValueError(f"recurrent_fn returned embeddings of shape {new_embedding.shape}, "
+                                 f"expected {(M,) + emb_shape}")
+        else:
+            reward = discount = leaf_value = np.zeros(0)
+            prior_logits = np.zeros((0, A))
+            leaf_invalid, leaf_terminal = no_mask, no_flags
         kernels.expand_and_backup(
-            parent, action, leaf, reward, discount, prior_logits, leaf_value, t.children_index,
-            t.children_prior_logits, t.children_priors, t.children_visits, t.children_values,
-            t.children_rewards, t.children_discounts, t.node_visits, t.node_values, t.raw_values,
-            t.parents, t.action_from_parent, children_virtual, node_virtual)
-        np.add(first_row, leaf, out=rows)
-        flat_embeddings[rows.reshape(M)] = new_embedding
-        done = start + k
+            parent, action, leaf, evaluate, reward, discount, prior_logits, leaf_value, leaf_invalid,
+            leaf_terminal, t.children_index, t.children_prior_logits, t.children_priors,
+            t.children_visits, t.children_values, t.children_rewards, t.children_discounts,
+            t.children_invalid, t.node_visits, t.node_values, t.raw_values, t.parents,
+            t.action_from_parent, t.terminal, t.num_nodes, children_virtual, node_virtual)
+        if M > 0:
+            np.add(first_row, leaf, out=rows)
+            flat_embeddings[rows.reshape(B * k) if picked is None else rows.reshape(B * k)[picked]] = new_embedding
+        slots_bound += k
+        done += k
         if progress is not None:
             progress(done)
     extra_data["num_simulations_done"] = done
     extra_data["stop_reason"] = reason
-    return tree
+    return t
 
 
-def _check_budget(num_simulations, num_leaves, max_depth):
-    S = int(num_simulations)
-    if S < 1 or S != num_simulations:
-        raise ValueError(f"num_simulations must be a positive int, got {num_simulations!r}")
+def _check_budget(num_simulations, num_leaves, max_depth, should_stop=None, capacity=None):
+    """``(S or None, L, depth_cap, N)``: the checked budget and the first node capacity."""
     L = int(num_leaves)
     if L < 1 or L != num_leaves:
         raise ValueError(f"num_leaves must be a positive int, got {num_leaves!r}")
-    depth_cap = S if max_depth is None else int(max_depth)
-    if depth_cap < 1:
-        raise ValueError(f"max_depth must be >= 1, got {max_depth!r}")
-    return S, L, depth_cap
+    if num_simulations is None:
+        if should_stop is None:
+            raise ValueError("num_simulations=None (an open-ended search) needs should_stop to end it")
+        S = None
+    else:
+        S = int(num_simulations)
+        if S < 1 or S != num_simulations:
+            raise ValueError(f"num_simulations must be a positive int or None, got {num_simulations!r}")
+    if max_depth is None:
+        depth_cap = _NO_DEPTH_CAP if S is None else S
+    else:
+        depth_cap = int(max_depth)
+        if depth_cap < 1 or depth_cap != max_depth:
+            raise ValueError(f"max_depth must be a positive int, got {max_depth!r}")
+    if capacity is None:
+        N = OPEN_CAPACITY + 1 if S is None else S + 1
+    else:
+        N = int(capacity)
+        if N < 1 or N != capacity:
+            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+    return S, L, depth_cap, N
 
 
 def _check_root(root, invalid_actions):
@@ -448,6 +531,13 @@ def _as_f64(x, shape, name):
     arr = np.ascontiguousarray(x, dtype=np.float64)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+def _as_bool(x, shape, name):
+    arr = np.ascontiguousarray(x).astype(np.bool_, copy=False)
+    if arr.shape != shape:
+        raise ValueError(f"recurrent_fn's {name} must have shape {shape}, got {arr.shape}")
     return arr
 
 

@@ -68,11 +68,19 @@ def _assert_same(a: mcts.PolicyOutput, b: mcts.PolicyOutput):
 
 
 def _check_invariants(tree: mcts.Tree, S: int):
-    """Counts that hold for every search: the root saw S simulations; every edge's count equals its
-    child's count (the child's own evaluations plus the simulations through it)."""
+    """Counts that hold for every search: the root saw S simulations, all through its edges unless it
+    is a dead end (every root action invalid: then all S were revisits of the root); every edge's
+    count equals its child's count (the child's own evaluations plus the simulations through it);
+    no invalid edge was visited; a terminal node has no children and its mean is its raw value."""
     np.testing.assert_array_equal(tree.node_visits[:, 0], S + 1)
-    np.testing.assert_array_equal(tree.children_visits[:, 0].sum(-1), S)
+    np.testing.assert_array_equal(tree.terminal[:, 0], tree.root_invalid_actions.all(-1))
+    np.testing.assert_array_equal(tree.children_visits[:, 0].sum(-1), np.where(tree.terminal[:, 0], 0, S))
+    assert tree.children_visits[tree.children_invalid].sum() == 0
+    assert (tree.children_index[tree.children_invalid] == -1).all()
+    assert (tree.children_index[tree.terminal] == -1).all()
+    np.testing.assert_array_equal(tree.node_values[tree.terminal], tree.raw_values[tree.terminal])
     B, N = tree.node_visits.shape
+    assert (tree.num_nodes <= N).all() and (tree.parents[:, 1:][np.arange(1, N) >= tree.num_nodes[:, None]] == -1).all()
     for b in range(B):
         for n in range(1, N):
             p = tree.parents[b, n]
