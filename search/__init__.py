@@ -101,6 +101,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "rebase": Algorithm("rebase", "RebaseConfig", verifier_kind="process"),
     "astar": Algorithm("astar", "AStarConfig", verifier_kind="process"),
     "dvts": Algorithm("dvts", "DVTSConfig", verifier_kind="process"),
+    "mcts": Algorithm("mcts", "MCTSConfig", verifier_kind="process"),
 }
 
 # public name -> the module of ponder.search that defines it
@@ -109,6 +110,7 @@ _LAZY = {
     "BeamConfig": "beam",
     "BestOfNConfig": "best_of_n",
     "DVTSConfig": "dvts",
+    "MCTSConfig": "mcts",
     "RebaseConfig": "rebase",
     "Budget": "ledger",
     "Ledger": "ledger",
@@ -131,7 +133,7 @@ _LAZY = {
 }
 
 
-_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "dvts", "errors", "ledger", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
+_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "dvts", "errors", "ledger", "mcts", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,123 @@
+"""MCTS on SmolLM2: one leaf per generator call vs eight (virtual loss), at equal simulations.
+
+Task: Game of 24 as tool calls (rows 800+ of game24.csv), MCTS whose successors SmolLM2 writes
+(``LMProposer``: ``k`` sampled calls per expanded state, parsed strictly) and whose values come
+from the learned ``game24_value``. Both settings run the same number of simulations per puzzle
+with ``goal="continue"`` (no early stop), so their work is comparable; a puzzle counts as found
+when a solved state is anywhere in the tree.
+
+With one leaf per pass the model decodes ``k`` rows at a time; with eight, ``8 k``. The ceiling
+is plain batched decoding at those two batch sizes, measured in the same run on the same prompts
+(tokens per second at ``8 k`` rows over tokens per second at ``k`` rows), beside the classic
+batch-8 / batch-1 figure. Paths alternate puzzle by puzzle (1 leaf, 8 leaves, 1 leaf, ...), so
+machine load falls on both alike. Target, fixed before the run: the wall-time ratio (1 leaf / 8
+leaves) reaches >= 70% of the ceiling at the same shapes, with found rates within noise.
+
+    python -m bench mcts_batching [--puzzles 12] [--simulations 24] [--k 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from .common import markdown_table, metric, write_results
+
+FIRST_ROW = 800
+
+
+def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
+    """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""
+    from ponder.search.protocols import Step
+
+    roots = [lm.root(p) for p in prompts[:1]]
+    lm.clear_cache()
+    t0 = time.perf_counter()
+    kids = lm.expand(roots, rows, step=Step(max_tokens=tokens, min_tokens=tokens), temperature=1.0, seed=seed)
+    dt = time.perf_counter() - t0
+    return sum(len(k.step_tokens) for k in kids[0]) / dt
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench mcts_batching", description=__doc__.split("\n")[0])
+    p.add_argument("--puzzles", type=int, default=12, help="puzzles from row 800")
+    p.add_argument("--simulations", type=int, default=24)
+    p.add_argument("--k", type=int, default=4, help="calls sampled per expanded state")
+    p.add_argument("--leaves", type=int, default=8)
+    p.add_argument("--lm", default="smollm2")
+    p.add_argument("--data", default=None, help="another game24.csv")
+    args = p.parse_args(argv)
+
+    import torch
+
+    import ponder
+    from ponder.models import game24
+    from ponder.models.tools import LMProposer, ToolGenerator
+    from ponder.verifiers.game24 import Game24Value
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    lm = ponder.load(args.lm)
+    env = game24.Game24()
+    gen = ToolGenerator(env, proposer=LMProposer(lm, temperature=1.0))
+    value = Game24Value()
+    puzzles = game24.load(slice(FIRST_ROW, FIRST_ROW + args.puzzles), file=args.data)
+    settings = {"1 leaf": 1, f"{args.leaves} leaves": args.leaves}
+    runs = {name: [] for name in settings}
+    for i, puzzle in enumerate(puzzles):
+        for name, leaves in settings.items():
+            lm.clear_cache()
+            t0 = time.perf_counter()
+            r = ponder.search("mcts", gen, value, puzzle, simulations=args.simulations, k=args.k, leaves=leaves, goal="continue", seed=i)
+            dt = time.perf_counter() - t0
+            found = any(getattr(s, "solved", False) for s in r.tree)
+            runs[name].append({"puzzle": puzzle, "seconds": dt, "found": found, "passes": r.info["generator_passes"],
+                               "largest_batch": r.info["largest_batch"], "tokens": r.ledger.computed_tokens,
+                               "calls": r.ledger.count("tool_calls"), "malformed": r.ledger.count("proposals_malformed"),
+                               "proposals": r.ledger.count("proposals")})
+            print(f"[mcts_batching] {i + 1}/{len(puzzles)} {name}: {dt:.1f} s, found={found}, passes={r.info['generator_passes']}", flush=True)
+
+    # the ceiling: plain decoding at the same row counts, and at 8 vs 1, interleaved
+    prompt = env.lm_prompt(game24.start(puzzles[0]))
+    shapes = {"k": args.k, "leaves*k": args.k * args.leaves, "1": 1, "8": 8}
+    rates = {s: [] for s in shapes}
+    for rep in range(3):
+        for s, rows in shapes.items():
+            rates[s].append(decode_rate(lm, [prompt], rows, 12, seed=rep))
+    med = {s: float(np.median(v)) for s, v in rates.items()}
+    ceiling_shapes = med["leaves*k"] / med["k"]
+    ceiling_8_1 = med["8"] / med["1"]
+
+    names = list(settings)
+    secs = {n: np.array([r["seconds"] for r in runs[n]]) for n in names}
+    ratio = float(secs[names[0]].sum() / secs[names[1]].sum())
+    per_puzzle = secs[names[0]] / secs[names[1]]
+    found = {n: float(np.mean([r["found"] for r in runs[n]])) for n in names}
+    n = len(puzzles)
+    se = math.sqrt(sum(f * (1 - f) / n for f in found.values()))  # SE of the difference of two rates
+    table = [{"setting": nm, "puzzles": n, "found": f"{found[nm]:.0%}", "seconds_total": round(float(secs[nm].sum()), 1),
+              "passes_mean": float(np.mean([r["passes"] for r in runs[nm]])),
+              "largest_batch": max(r["largest_batch"] for r in runs[nm]),
+              "tokens_mean": float(np.mean([r["tokens"] for r in runs[nm]])),
+              "malformed_share": round(sum(r["malformed"] for r in runs[nm]) / max(1, sum(r["proposals"] for r in runs[nm])), 3)}
+             for nm in names]
+    rows = [
+        metric(f"wall-time ratio {names[0]} / {names[1]} at {args.simulations} simulations", round(ratio, 2), None,
+               per_puzzle_median=round(float(np.median(per_puzzle)), 2), per_puzzle_range=[round(float(per_puzzle.min()), 2), round(float(per_puzzle.max()), 2)]),
+        metric(f"plain-decode ceiling: tok/s at {args.k * args.leaves} rows / at {args.k} rows", round(ceiling_shapes, 2), None),
+        metric("plain-decode ceiling: tok/s at 8 rows / at 1 row", round(ceiling_8_1, 2), None),
+        metric("wall-time ratio as a share of the ceiling at the same shapes", round(ratio / ceiling_shapes, 3), 0.7),
+        metric(f"found-rate difference ({names[1]} - {names[0]}), within 2 SE", round(found[names[1]] - found[names[0]], 3), None,
+               se=round(se, 3), within_noise=bool(abs(found[names[1]] - found[names[0]]) <= 2 * se + 1e-12)),
+    ]
+    md = ("# MCTS batching on SmolLM2 (Game of 24, SmolLM2 proposals, learned value)\n\n"
+          + markdown_table(table, list(table[0])) + "\n\n"
+          + f"Decode rates (median of 3, tok/s): " + ", ".join(f"{s} rows: {med[s]:.1f}" for s in shapes) + "\n\n"
+          + f"Command: `python -m bench mcts_batching --puzzles {args.puzzles} --simulations {args.simulations} --k {args.k}`")
+    write_results("mcts_batching", {"rows": rows, "settings": table, "runs": runs, "decode_rates": rates}, md, metrics=rows)
+
+
+if __name__ == "__main__":
+    main()

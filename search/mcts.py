@@ -1,0 +1,361 @@
+r"""MCTS over reasoning steps or tool calls, on the batched kernels of :mod:`ponder.kernels.mcts`.
+
+One tree per search, held in the kernel's arrays (node ``n`` of the kernel tree stores the index
+of its :class:`~ponder.search.protocols.State` as its embedding); the loop is
+:func:`ponder.search.mcts_policies.muzero_policy` with PUCT selection, so budget checks and
+progress reach every pass.
+
+**Expansion.** When a leaf state :math:`s` is evaluated, its successors become its actions
+:math:`a = 0 \dots A - 1`:
+
+* over LM steps (a generator without ``propose``), :math:`k` next steps are *sampled* at once
+  (one batched ``expand`` of all the pass's leaves), and their priors are their step
+  log-probabilities normalised over the sampled siblings,
+  :math:`P(s, a) = p(y_a \mid s) / \sum_b p(y_b \mid s)` (``priors="proposal"``), or uniform;
+* over tool calls (a generator with ``propose``, e.g. :class:`~ponder.models.tools.ToolGenerator`),
+  up to :math:`A` calls are *proposed* and run only when selection first takes their edge; priors
+  come from the proposer's log-probabilities (uniform for enumerated calls). Slots beyond the
+  proposals are invalid actions of that node (the kernel's per-node mask).
+
+:math:`A` is ``k`` for LM steps; for tool calls ``k``, or when None the number of calls
+proposed at the root (deeper proposals beyond :math:`A` are cut, in the proposer's order).
+
+**Values.** A new state's value :math:`v(s)` is the verifier's score of it (``value="verifier"``:
+a process verifier or a learned value model), or the verifier's score of one sampled completion
+from it (``value="rollout"``, LM steps only; the rollout's tokens are charged and its answer is a
+candidate too). Finished states (EOS, a solved or dead-end tool state) are terminal nodes of the
+kernel: never expanded, and a simulation that reaches one backs up its stored value again without
+a model call. Rewards are 0 and discounts 1, so a node's value is the mean of the leaf values
+backed up through it, and selection is PUCT,
+
+.. math::  a^* = \arg\max_a \; \bar Q(s, a) + P(s, a)\,\frac{\sqrt{N(s)}}{1 + N(s, a)}
+           \left(c_1 + \log\frac{N(s) + c_2 + 1}{c_2}\right),
+
+with :math:`\bar Q` normalised over the node and its visited children.
+
+**Batched selection.** Each pass selects ``leaves`` leaves with virtual loss (a leaf on its way
+counts as a visit of value 0 on every edge of its path), so the generator and the verifier see
+batches of ``leaves`` states instead of one; with ``leaves=1`` it is sequential MCTS.
+
+**Stopping.** After ``simulations`` simulations, when the budget runs out (``simulations=None``
+runs until it does), or, with ``goal="stop"``, at the first solved state (a
+:class:`~ponder.search.protocols.ToolState` whose goal is reached, or a finished state whose
+score reaches ``accept``). ``stopped`` is "done", "exhausted" (every path ends in a terminal
+state that is not a goal) or the budget cap's name.
+
+Result: candidates are the finished states (solved first, then by verifier score), then, if none
+finished, the end of the most-visited path; every state's ``meta["visits"]`` and
+``meta["value"]`` hold the kernel's statistics; ``info`` has the simulations run, the generator
+calls and the largest batch they saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from ponder.search.config import SamplingConfig, check_int, check_option, check_real, stop_strings
+from ponder.search.ledger import Budget, Ledger
+from ponder.search.mcts_policies import RecurrentFnOutput, RootFnOutput, muzero_policy
+from ponder.search.protocols import ConfigError, State, Step
+from ponder.search.result import SearchResult, Trace
+from ponder.search.verify import require_verifier, score_states
+
+NAME = "mcts"
+VALUES = ("verifier", "rollout")
+PRIORS = ("proposal", "uniform")
+GOALS = ("stop", "continue")
+__all__ = ["MCTSConfig", "NAME", "run"]
+_LOW = -1e9  # the prior logit of an empty action slot (masked anyway)
+
+
+@dataclasses.dataclass(frozen=True)
+class MCTSConfig(SamplingConfig):
+    """Configuration of MCTS over steps or tool calls.
+
+    Args:
+        simulations: simulations to run (None: until the budget runs out; a budget is then needed).
+        k: successors per expanded state: steps sampled, or at most this many calls proposed
+            (None for tools: as many as the root has).
+        leaves: leaves selected per pass (batched into one generator call, spread by virtual loss).
+        c_puct: ``c_1`` of PUCT (``pb_c_init``).
+        c_base: ``c_2`` of PUCT (``pb_c_base``).
+        value: "verifier" (score the new state) or "rollout" (score one sampled completion).
+        priors: "proposal" (step log-probabilities / proposer scores) or "uniform".
+        goal: "stop" (end at the first solved state) or "continue" (spend the whole budget).
+        accept: a finished text state whose verifier score is at least this is solved (None:
+            text states are never solved; tool states say so themselves).
+        stop, step_tokens: where an LM step ends (as in beam search).
+        max_depth: the deepest a simulation may go, in steps.
+        temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig`.
+    """
+
+    simulations: int | None = 32
+    k: int | None = 4
+    leaves: int = 1
+    c_puct: float = 1.25
+    c_base: float = 19652.0
+    value: str = "verifier"
+    priors: str = "proposal"
+    goal: str = "stop"
+    accept: float | None = None
+    stop: str | tuple[str, ...] = "\n"
+    step_tokens: int = 64
+    max_depth: int = 16
+
+    def __post_init__(self):
+        super().__post_init__()
+        owner = type(self).__name__
+        check_int(owner, "simulations", self.simulations, optional=True)
+        check_int(owner, "k", self.k, optional=True)
+        check_int(owner, "leaves", self.leaves)
+        check_real(owner, "c_puct", self.c_puct, low=0.0)
+        check_real(owner, "c_base", self.c_base, low=0.0, low_open=True)
+        check_option(owner, "value", self.value, VALUES)
+        check_option(owner, "priors", self.priors, PRIORS)
+        check_option(owner, "goal", self.goal, GOALS)
+        check_real(owner, "accept", self.accept, low=-math.inf, optional=True)
+        object.__setattr__(self, "stop", stop_strings(owner, self.stop))
+        check_int(owner, "step_tokens", self.step_tokens)
+        check_int(owner, "max_depth", self.max_depth)
+
+
+def run(
+    generator: Any,
+    verifier: Any,
+    prompt: Any,
+    *,
+    budget: Budget | None = None,
+    config: MCTSConfig | None = None,
+    progress: Callable[[Ledger, Budget | None], None] | None = None,
+    cancel: Any = None,
+) -> SearchResult:
+    """MCTS from ``generator.root(prompt)``.
+
+    Args:
+        generator: an LM (``root``, ``expand``) or a tool generator (also ``propose``).
+        verifier: the value: a process verifier or value model scoring states (a registered name
+            or ``fn(prompt, text) -> float`` through ``ponder.search``).
+        prompt: the prompt or puzzle.
+        budget: caps (``tokens``, ``tool_calls``, ``seconds``, ...).
+        config: an :class:`MCTSConfig`.
+        progress: called as ``progress(ledger, budget)`` after every pass.
+        cancel: an event (``is_set()``) that ends the search at its next pass.
+
+    Raises:
+        ConfigError: ``simulations=None`` without a budget; ``value="rollout"`` over tool calls.
+        VerifierError: the verifier failed; ``partial`` holds the tree so far.
+        SearchCancelled: Ctrl-C or ``cancel``; ``partial`` likewise.
+    """
+    config = config or MCTSConfig()
+    verifier = require_verifier(verifier, algorithm="mcts")
+    if config.simulations is None and (budget is None or not budget.caps):
+        raise ConfigError("mcts with simulations=None runs until the budget runs out: give a budget (e.g. Budget(tokens=2000))")
+    tools = callable(getattr(generator, "propose", None))
+    if tools and config.value == "rollout":
+        raise ConfigError("mcts value='rollout' samples completions from an LM; over tool calls use value='verifier'")
+    return _Search(generator, verifier, config, Trace(NAME, config, budget, progress, cancel), tools).run(prompt)
+
+
+class _Search:
+    def __init__(self, gen, verifier, config: MCTSConfig, trace: Trace, tools: bool):
+        self.gen, self.verifier, self.config, self.trace, self.tools = gen, verifier, config, trace, tools
+        self.slots: dict[int, list] = {}  # state index -> its actions: State (LM) or Proposal (tools)
+        self.made: dict[tuple[int, int], State] = {}  # (state index, action) -> the state, once run
+        self.goal: State | None = None
+        self.finished: list[State] = []
+        self.calls = 0
+        self.largest = 0
+        self.A = 1
+        self.tree = None
+        self.unexplored = 0  # action slots of expanded states not yet taken: 0 means exhausted
+
+    # -- the search -----------------------------------------------------------------------------
+
+    def run(self, prompt) -> SearchResult:
+        cfg, trace = self.config, self.trace
+        stopped = "done"
+        with trace.running(self._partial):
+            root = self.gen.root(prompt)
+            trace.add([root])
+            value = score_states(self.verifier, [root])
+            if self._solved(root):
+                self.goal = root
+                return self._result("done")
+            if root.finished:
+                return self._result("exhausted")
+            first = self._successors([root])[0]
+            self.A = max(1, cfg.k if cfg.k is not None else len(first))
+            if not first:
+                return self._result("exhausted")
+            self.slots[root.index] = first[: self.A]
+            self.unexplored = len(self.slots[root.index])
+            logits, invalid = self._priors([root])
+            reason = {"why": None}
+
+            def should_stop():
+                if self.goal is not None and cfg.goal == "stop":
+                    return "goal"
+                if self.unexplored == 0:  # every path ends in a terminal state
+                    return "exhausted"
+                cap = trace.step_done()
+                if cap is not None:
+                    reason["why"] = cap
+                return cap
+
+            out = muzero_policy(
+                RootFnOutput(prior_logits=logits, value=value, embedding=np.array([root.index], np.int64)),
+                self._recurrent, cfg.simulations, invalid_actions=invalid, max_depth=cfg.max_depth, num_leaves=cfg.leaves,
+                dirichlet_fraction=0.0, pb_c_init=cfg.c_puct, pb_c_base=cfg.c_base, rng=cfg.seed,
+                should_stop=should_stop)
+            self.tree = out.search_tree
+            if reason["why"] is not None:
+                stopped = reason["why"]
+            elif self.goal is None and self.unexplored == 0:
+                stopped = "exhausted"
+        return self._result(stopped)
+
+    def _recurrent(self, params, rng, actions, embeddings):
+        """Evaluate the pass's leaves: run (or fetch) the chosen successors, score them, expand
+        the ones that go on. ``actions [M]``, ``embeddings [M]`` (parent state indices)."""
+        tree = self.trace.tree
+        M = len(actions)
+        self.calls += 1
+        self.largest = max(self.largest, M)
+        edges = [(int(p), int(a)) for p, a in zip(embeddings, actions)]
+        todo = list(dict.fromkeys(e for e in edges if e not in self.made))  # each new edge once
+        if todo:
+            if self.tools:  # run the chosen calls, one batched expand
+                fresh = [kids[0] for kids in self.gen.expand([tree[p] for p, _ in todo], actions=[[self.slots[p][a]] for p, a in todo])]
+                self.trace.add(fresh)
+            else:  # the step was sampled when its parent was expanded
+                fresh = [self.slots[p][a] for p, a in todo]
+            self.made.update(zip(todo, fresh))
+            self.unexplored -= len(todo)
+        children = [self.made[e] for e in edges]
+        values = self._values(children)  # [M]
+        terminal = np.array([c.finished or c.depth >= self.config.max_depth or c.index in self.slots and not self.slots[c.index] for c in children])
+        for c in children:
+            if c.finished and c not in self.finished:
+                self.finished.append(c)
+            if self.goal is None and self._solved(c):
+                self.goal = c
+        grow = [c for c, t in zip(children, terminal) if not t and c.index not in self.slots]
+        if grow:
+            for c, succ in zip(grow, self._successors(grow)):
+                self.slots[c.index] = succ[: self.A]
+                self.unexplored += len(self.slots[c.index])
+        for i, c in enumerate(children):  # a state with no successors is a dead end
+            if not terminal[i] and not self.slots.get(c.index):
+                terminal[i] = True
+        logits, invalid = self._priors(children)
+        return (RecurrentFnOutput(reward=np.zeros(M), discount=np.ones(M), prior_logits=logits, value=values,
+                                  invalid_actions=invalid, is_terminal=terminal),
+                np.array([c.index for c in children], np.int64))
+
+    # -- successors, priors, values -------------------------------------------------------------
+
+    def _successors(self, states: list[State]) -> list[list]:
+        cfg = self.config
+        if self.tools:
+            return self.gen.propose(states, cfg.k)
+        rows = len(states) * cfg.k
+        step = Step(max_tokens=self.trace.step_tokens(rows, cfg.step_tokens), stop=cfg.stop)
+        kids = self.gen.expand(states, cfg.k, step=step, **cfg.sampling(self.calls))
+        self.trace.add([c for group in kids for c in group])
+        return kids
+
+    def _priors(self, states: list[State]) -> tuple[np.ndarray, np.ndarray]:
+        """``prior_logits [M, A]`` and ``invalid [M, A]`` from each state's successors."""
+        M, A = len(states), self.A
+        logits = np.full((M, A), _LOW)
+        invalid = np.ones((M, A), np.bool_)
+        for i, s in enumerate(states):
+            succ = self.slots.get(s.index, [])
+            for a, x in enumerate(succ):
+                invalid[i, a] = False
+                if self.config.priors == "uniform":
+                    logits[i, a] = 0.0
+                elif self.tools:
+                    logits[i, a] = x.logprob
+                else:
+                    logits[i, a] = x.step_logprob
+        return logits, invalid
+
+    def _values(self, states: list[State]) -> np.ndarray:
+        if self.config.value == "verifier":
+            return score_states(self.verifier, states)
+        out = score_states(self.verifier, states)  # finished states keep their own score
+        open_ = [i for i, s in enumerate(states) if not s.finished]
+        if open_:
+            left = [max(1, self.config.max_new_tokens - (len(states[i].tokens) - states[i].prompt_len)) for i in open_]
+            step = Step(max_tokens=self.trace.step_tokens(len(open_), max(left)))
+            rollouts = [kids[0] for kids in self.gen.expand([states[i] for i in open_], 1, step=step, **self.config.sampling(10_000 + self.calls))]
+            self.trace.add(rollouts)
+            for r in rollouts:
+                r.meta["rollout"] = True
+                if r.finished:
+                    self.finished.append(r)
+                    if self.goal is None and self._solved(r):
+                        self.goal = r
+            out[open_] = score_states(self.verifier, rollouts)
+        return out
+
+    # -- results --------------------------------------------------------------------------------
+
+    def _solved(self, state: State) -> bool:
+        solved = getattr(state, "solved", None)
+        if solved is not None:
+            return bool(solved)
+        if self.config.accept is None or not state.finished:
+            return False
+        score = state.scores.get(self.verifier.name)
+        return score is not None and score >= self.config.accept
+
+    def _annotate(self) -> None:
+        t = self.tree
+        if t is None:
+            return
+        tree = self.trace.tree
+        n = int(t.num_nodes[0])
+        for node in range(n):
+            if t.node_visits[0, node] == 0:  # a slot reserved but never written
+                continue
+            s = tree[int(t.embeddings[0, node])]
+            s.meta["visits"] = int(t.node_visits[0, node])
+            s.meta["value"] = float(t.node_values[0, node])
+
+    def _ranked(self) -> tuple[list[State], list[float]]:
+        name = self.verifier.name
+        finished = sorted(self.finished, key=lambda s: (not self._solved(s), -s.scores.get(name, -math.inf)))
+        if finished:
+            return finished, [float(s.scores.get(name, math.nan)) for s in finished]
+        tree = self.trace.tree
+        if self.tree is None:
+            return [tree[0]], [float(tree[0].scores.get(name, math.nan))]
+        t, node = self.tree, 0
+        while True:  # follow the most visited child
+            kids = t.children_index[0, node]
+            visits = np.where(kids >= 0, t.children_visits[0, node], -1)
+            if visits.max() <= 0:
+                break
+            node = int(kids[int(np.argmax(visits))])
+        s = tree[int(t.embeddings[0, node])]
+        return [s], [float(s.scores.get(name, math.nan))]
+
+    def _info(self) -> dict:
+        done = None if self.tree is None else self.tree.extra_data.get("num_simulations_done")
+        return {"solved": self.goal is not None, "simulations": done,
+                "generator_passes": self.calls, "largest_batch": self.largest, "finished": len(self.finished)}
+
+    def _partial(self):
+        nodes, scores = self._ranked()
+        return nodes, scores, self._info()
+
+    def _result(self, stopped: str) -> SearchResult:
+        self._annotate()
+        nodes, scores = self._ranked()
+        return self.trace.result(nodes, scores, stopped, info=self._info())
