@@ -233,9 +233,10 @@ class Tree:
 def _allocate(B: int, N: int, A: int, emb_shape: tuple, emb_dtype, extra_data: dict):
     """Empty trees of ``N`` nodes: ``(tree, children_virtual [B, N, A], node_virtual [B, N])``.
 
-    Five allocations hold all the ``[B, N, A]`` and ``[B, N]`` arrays (fields are views into them,
-    one block per dtype and shape): one large block is reused by the allocator from search to search, where a dozen
-    separate ones are returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
+    Five blocks hold all the ``[B, N, A]`` and ``[B, N]`` arrays (fields are views into them): float
+    and int32 blocks per shape, and one bool block for the masks and terminal flags. A few large
+    blocks are reused by the allocator from search to search, where a dozen separate ones are
+    returned to the OS and page-faulted back in (~2 us per 4 KiB page on a VM).
     """
     edge_f = np.zeros((5, B, N, A))  # prior logits, priors, rewards, discounts, values
     edge_i = np.zeros((3, B, N, A), np.int32)  # index, visits, virtual visits of the pass
@@ -309,7 +310,8 @@ _TREE_ARRAYS = ("node_visits", "raw_values", "node_values", "parents", "action_f
                 "terminal", "embeddings")  # the per-node fields, [B, N, ...]
 
 
-def grow_tree(tree: Tree, children_virtual, node_virtual, capacity: int) -> tuple[Tree, np.ndarray, np.ndarray]:
+def grow_tree(tree: Tree, children_virtual, node_virtual,
+              capacity: int) -> tuple[Tree, np.ndarray, np.ndarray]:
     """Copy ``tree`` (and the virtual-visit counters) into new arrays of ``capacity >= N`` node slots.
 
     Node ``n < N`` keeps its index and contents; slots ``N ..`` are empty, as :func:`init_tree`

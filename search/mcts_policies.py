@@ -175,7 +175,9 @@ def muzero_policy(
         params: passed through to ``recurrent_fn``.
         rng: numpy ``Generator`` or seed for the Dirichlet noise and the action sample; passed
             through to ``recurrent_fn``.
-        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
+        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root (masks below the
+            root come from ``RecurrentFnOutput.invalid_actions``). A root with no valid action is
+            terminal: every simulation revisits it.
         max_depth: longest path from the root in edges (default ``num_simulations``; unlimited
             when that is None).
         qtransform: ``"parent_and_siblings"`` or ``"min_max"`` (needs ``value_bounds``).
@@ -292,7 +294,9 @@ def gumbel_muzero_policy(
             is laid out over ``S``; stop earlier with ``should_stop``).
         params: passed through to ``recurrent_fn``.
         rng: numpy ``Generator`` or seed for the Gumbel noise; passed through to ``recurrent_fn``.
-        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root.
+        invalid_actions: ``[B, A]`` bool mask of actions never chosen at the root (masks below the
+            root come from ``RecurrentFnOutput.invalid_actions``). A root with no valid action is
+            terminal: every simulation revisits it.
         max_depth: longest path from the root in edges (default ``num_simulations``).
         max_num_considered_actions: actions entering Sequential Halving at the root (``m``).
         gumbel_scale: scale of the Gumbel noise; 0 gives a deterministic search.
@@ -453,7 +457,8 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             discount = _as_f64(out.discount, (M,), "discount")
             prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
             leaf_value = _as_f64(out.value, (M,), "value")
-            leaf_invalid = no_mask if out.invalid_actions is None else _as_bool(out.invalid_actions, (M, A), "invalid_actions")
+            leaf_invalid = (no_mask if out.invalid_actions is None
+                            else _as_bool(out.invalid_actions, (M, A), "invalid_actions"))
             leaf_terminal = no_flags if out.is_terminal is None else _as_bool(out.is_terminal, (M,), "is_terminal")
             new_embedding = np.asarray(new_embedding)
             if new_embedding.shape != (M,) + emb_shape:
@@ -471,7 +476,8 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             t.action_from_parent, t.terminal, t.num_nodes, children_virtual, node_virtual)
         if M > 0:
             np.add(first_row, leaf, out=rows)
-            flat_embeddings[rows.reshape(B * k) if picked is None else rows.reshape(B * k)[picked]] = new_embedding
+            leaf_rows = rows.reshape(B * k)
+            flat_embeddings[leaf_rows if picked is None else leaf_rows[picked]] = new_embedding
         slots_bound += k
         done += k
         if progress is not None:
