@@ -764,12 +764,15 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
     flagged = is_terminal.shape[0] > 0
     item = 0
     for b in range(B):
+        new_nodes = 0
         for j in range(L):
             node = leaf[b, j]
             if evaluate[b, j]:
                 p = parent[b, j]
                 a = action[b, j]
                 # expand
+                reevaluated = node_visits[b, node] > 0
+                node_visits[b, node] += 1
                 if masked:
                     dead = True
                     for i in range(A):
@@ -781,10 +784,9 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
                     dead = False
                     for i in range(A):
                         children_prior_logits[b, node, i] = prior_logits[item, i]
-                    if node_visits[b, node] > 0:  # a re-evaluation: clear the old mask (new slots are clear)
+                    if reevaluated:  # clear the old mask (new slots are clear)
                         for i in range(A):
                             children_invalid[b, node, i] = False
-                node_visits[b, node] += 1
                 terminal[b, node] = dead or (flagged and is_terminal[item])
                 _softmax_into(children_prior_logits[b, node], children_priors[b, node])
                 raw_values[b, node] = value[item]
@@ -794,7 +796,7 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
                 children_discounts[b, p, a] = discount[item]
                 parents[b, node] = p
                 action_from_parent[b, node] = a
-                num_nodes[b] += 1
+                new_nodes += 1
                 item += 1
             else:  # revisit of a terminal node: its stored value once more
                 node_visits[b, node] += 1
@@ -814,6 +816,7 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
                 children_virtual[b, up, act] -= 1
                 node_virtual[b, up] -= 1
                 index = up
+        num_nodes[b] += new_nodes
 
 
 @_kernel
