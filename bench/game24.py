@@ -15,6 +15,8 @@ result to score it (a value over states) counts that call as executed; a policy 
 - ``astar_value``: A* with the learned value ``game24_value`` (h = -log v plus the calls still
   needed), every call of an expanded state executed, then its children scored.
 - ``astar_policy``: A* with the learned policy ``game24_policy`` scoring calls before running them.
+- ``mcts_value``: MCTS (PUCT, one leaf per pass) over the enumerated calls with the learned value;
+  a call runs when selection first takes its edge.
 - ``astar_lm``: A* whose calls SmolLM2 writes (8 samples per expansion, parsed strictly, cost
   -log of a call's frequency among the samples), with the learned value; on a fixed 50 of the
   puzzles (the first 50 rows from 800), since every expansion is an LM call.
@@ -27,7 +29,7 @@ Tree-of-Thoughts test puzzles, 135.7 on average. Targets, fixed before the run: 
 policy solves 100% with mean operations <= 15 and max <= 100; A* + learned value solves 100%
 with >= 3x fewer operations than DFS on average.
 
-    python -m bench game24 [--methods dfs,bfs,astar_value,astar_policy,astar_lm] [--limit N] [--lm-puzzles 50]
+    python -m bench game24 [--methods dfs,bfs,astar_value,astar_policy,mcts_value,astar_lm] [--limit N] [--lm-puzzles 50]
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 
 from .common import RESULTS, markdown_table, metric, write_results
 
-METHODS = ("dfs", "bfs", "astar_value", "astar_policy", "astar_lm")
+METHODS = ("dfs", "bfs", "astar_value", "astar_policy", "mcts_value", "astar_lm")
 OPS_CAP = 700
 FIRST_ROW = 800
 LOG = RESULTS / "game24.jsonl"
@@ -57,14 +59,14 @@ def searches(methods, lm_path=None):
     blind = ToolGenerator(env)
     out = {}
 
-    def runner(gen, verifier, **options):
+    def runner(gen, verifier, algo="astar", **options):
         def run(puzzle):
             t0 = time.perf_counter()
-            r = ponder.search("astar", gen, verifier, puzzle, budget={"tool_calls": OPS_CAP}, **options)
+            r = ponder.search(algo, gen, verifier, puzzle, budget={"tool_calls": OPS_CAP}, **options)
             led = r.ledger
             return {"solved": bool(r.info["solved"]), "ops": int(led.count("tool_calls")), "scored": int(led.count("calls_scored")),
-                    "expansions": r.info["expansions"], "stopped": r.stopped, "seconds": time.perf_counter() - t0,
-                    "path": r.info["path"], "tokens": int(led.computed_tokens), "malformed": int(led.count("proposals_malformed")),
+                    "expansions": r.info.get("expansions", r.info.get("simulations")), "stopped": r.stopped, "seconds": time.perf_counter() - t0,
+                    "path": [str(s.call) for s in r.best.path()[1:]], "tokens": int(led.computed_tokens), "malformed": int(led.count("proposals_malformed")),
                     "proposals": int(led.count("proposals")), "rejected": int(led.count("tool_rejected"))}
         return run
 
@@ -72,7 +74,7 @@ def searches(methods, lm_path=None):
         out["dfs"] = runner(blind, None, order="dfs")
     if "bfs" in methods:
         out["bfs"] = runner(blind, None, order="bfs")
-    if {"astar_value", "astar_policy", "astar_lm"} & set(methods):
+    if {"astar_value", "astar_policy", "mcts_value", "astar_lm"} & set(methods):
         from ponder.verifiers.game24 import Game24Policy, Game24Value
 
         value = Game24Value()
@@ -80,6 +82,8 @@ def searches(methods, lm_path=None):
             out["astar_value"] = runner(blind, value)
         if "astar_policy" in methods:
             out["astar_policy"] = runner(blind, Game24Policy(), heuristic_on="calls")
+        if "mcts_value" in methods:
+            out["mcts_value"] = runner(blind, value, algo="mcts", simulations=None, k=None)
         if "astar_lm" in methods:
             lm = ponder.load(lm_path or "smollm2")
             out["astar_lm"] = runner(ToolGenerator(env, proposer=LMProposer(lm, temperature=1.0)), value, k=8, cost="logprob")
@@ -123,7 +127,7 @@ def summarise(done: dict, methods, puzzles: dict) -> tuple[list[dict], list[dict
         rows.append(metric("A* + learned value: share solved within 700 operations", float(np.mean([r["solved"] for r in got])), 1.0, puzzles=len(got), of=full))
         if "dfs" in by:
             rows.append(metric("DFS mean operations / A* + learned value mean operations", round(by["dfs"]["ops_mean"] / by["astar_value"]["ops_mean"], 2), 3.0))
-    for m in ("dfs", "bfs", "astar_lm"):
+    for m in ("dfs", "bfs", "mcts_value", "astar_lm"):
         if m in by:
             got = [r for (mm, _), r in done.items() if mm == m]
             rows.append(metric(f"{m}: share solved within 700 operations", float(np.mean([r["solved"] for r in got])), None, puzzles=len(got)))

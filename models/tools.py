@@ -511,12 +511,16 @@ class LMProposer:
         temperature: sampling temperature of the calls.
         max_tokens: the longest call line, in tokens.
         seed: seed of the sampling streams (each propose call draws fresh ones).
+        chat: how the LM reads the prompt: "raw" (default: the prompt is a few-shot completion
+            that ends where a call is written; a chat template would make an instruct model
+            answer in prose) or the LM's other chat modes.
     """
 
     name = "lm"
 
-    def __init__(self, lm: Any, *, temperature: float = 0.8, max_tokens: int = 16, seed: int = 0):
+    def __init__(self, lm: Any, *, temperature: float = 0.8, max_tokens: int = 16, seed: int = 0, chat: str = "raw"):
         self.lm = lm
+        self.chat = chat
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
         self.seed = seed
@@ -529,7 +533,7 @@ class LMProposer:
 
     def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None) -> list[list[Proposal]]:
         k = 8 if k is None else int(k)
-        roots = [self.lm.root(self.prompt(env, s.world)) for s in states]
+        roots = [self.lm.root(self.prompt(env, s.world), chat=self.chat) for s in states]
         step = Step(max_tokens=self.max_tokens, stop=("\n",))
         self.calls += 1
         children = self.lm.expand(roots, k, step=step, temperature=self.temperature, seed=seed_for(self.seed, self.calls))
