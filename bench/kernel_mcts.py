@@ -199,7 +199,7 @@ def _interleaved(fns: dict, rounds: int) -> dict:
 def _profile(mcts, search) -> str:
     """CPU time of one search spent in the selection kernel, in expand_and_backup, and elsewhere
     (recurrent_fn, the Python loop, allocating the tree)."""
-    spent = {"select_puct": 0.0, "select_gumbel": 0.0, "expand_and_backup": 0.0}
+    spent = {"select_puct_blocks": 0.0, "select_gumbel_blocks": 0.0, "expand_and_backup_blocks": 0.0}
     kernels = mcts._NumbaKernels
     originals = {name: getattr(kernels, name) for name in spent}
 
@@ -226,8 +226,8 @@ def _profile(mcts, search) -> str:
     finally:
         for name, fn in originals.items():
             setattr(kernels, name, staticmethod(fn))
-    sel = (spent["select_puct"] + spent["select_gumbel"]) / reps
-    eb = spent["expand_and_backup"] / reps
+    sel = (spent["select_puct_blocks"] + spent["select_gumbel_blocks"]) / reps
+    eb = spent["expand_and_backup_blocks"] / reps
     return (f"CPU per search {elapsed * 1e3:.2f} ms: select {sel * 1e3:.2f}, expand_and_backup "
             f"{eb * 1e3:.2f}, recurrent_fn + Python loop + allocation {(elapsed - sel - eb) * 1e3:.2f}")
 

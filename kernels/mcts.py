@@ -27,6 +27,11 @@ search of ``S`` simulations fits in ``N = S + 1`` nodes, as in mctx. :func:`grow
 trees into larger arrays; nothing in the search depends on ``N``, so a grown tree holds the same
 nodes as one allocated large from the start.
 
+The search loop calls ``select_puct_blocks``, ``select_gumbel_blocks`` and
+``expand_and_backup_blocks``: the same kernels with the tree passed as its few allocation blocks
+(:func:`tree_blocks`) instead of one array per field, as each numba argument costs ~55 ns of
+dispatch per call.
+
 Everything is float64. :mod:`ponder.kernels.mcts_py` holds pure-Python twins of the kernels with
 the same names and signatures (the reference semantics; the two give bit-identical trees; the
 loop runs on them with ``backend="python"``). With the same root noise, and without interior masks
@@ -264,7 +269,32 @@ def _allocate(B: int, N: int, A: int, emb_shape: tuple, emb_dtype, extra_data: d
         embeddings=np.zeros((B, N) + tuple(emb_shape), emb_dtype),
         extra_data=extra_data,
     )
+    # the blocks, for the *_blocks kernels (not a field: the dataclass stays mctx's Tree)
+    blocks = (edge_f, edge_i, node_f, node_i, tree.children_invalid, tree.terminal)
+    object.__setattr__(tree, "_blocks", blocks)
     return tree, edge_i[2], node_i[3]
+
+
+def tree_blocks(tree: Tree) -> tuple:
+    """The allocation blocks of a tree from :func:`init_tree` or :func:`grow_tree`, for the
+    ``*_blocks`` kernels (one numba argument per block instead of one per field, ~55 ns each per
+    call): ``(edge_f, edge_i, node_f, node_i, children_invalid, terminal)`` with
+
+    * ``edge_f [5, B, N, A]``: prior logits, priors, rewards, discounts, values;
+    * ``edge_i [3, B, N, A]`` int32: index, visits, virtual visits (``children_virtual``);
+    * ``node_f [2, B, N]``: raw values, mean values;
+    * ``node_i [4, B, N]`` int32: visits, parents, actions from parent, virtual visits (``node_virtual``).
+
+    The tree's fields are views into them. Raises ValueError for a tree that does not share them (one
+    built otherwise, or a copy).
+    """
+    blocks = tree.__dict__.get("_blocks")
+    if (blocks is None or tree.children_prior_logits.base is not blocks[0]
+            or tree.children_values.base is not blocks[0] or tree.children_index.base is not blocks[1]
+            or tree.raw_values.base is not blocks[2] or tree.node_visits.base is not blocks[3]
+            or tree.children_invalid is not blocks[4] or tree.terminal is not blocks[5]):
+        raise ValueError("tree_blocks needs a tree from init_tree or grow_tree (not a copy)")
+    return blocks
 
 
 def init_tree(logits, value, embedding, invalid, capacity: int, *,
@@ -388,6 +418,13 @@ def _softmax_into(x, out):
     for i in range(x.shape[0]):
         if x[i] > m:
             m = x[i]
+    _softmax_shifted_into(x, m, out)
+
+
+@_inline
+def _softmax_shifted_into(x, m, out):
+    """``out = softmax(x)`` for one row given ``m = max(x)`` (the first of :func:`_softmax_into`'s
+    loops, fused into the caller's)."""
     s = 0.0
     for i in range(x.shape[0]):
         e = math.exp(x[i] - m)
@@ -495,16 +532,61 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
 
 
 @_inline
+def _sigma_stats(visits, priors, values, rewards, discounts, raw_value, value_scale, maxvisit_init,
+                 qs):
+    """The numbers :func:`_completed_q` computes at one node, in two passes over the actions instead
+    of four: writes ``qs[a] = Q(a)`` for the visited actions (the other entries are left as they are)
+    and returns ``(lo, denom, scale, sigma_u, n_visited, sum_visits)``, so that ``sigma(a) = scale *
+    ((Q(a) - lo) / denom)`` if visited and ``sigma_u`` (the mixed value's) if not. The same floats
+    as :func:`_completed_q`: the sums run in the same order; ``lo``, ``hi`` are the minimum and
+    maximum of the same values (``min``/``max`` skip NaN from an infinite start whatever the order).
+    """
+    A = visits.shape[0]
+    sum_visits = 0
+    max_visits = 0
+    n_visited = 0
+    sum_probs = 0.0
+    for a in range(A):
+        n = visits[a]
+        sum_visits += n
+        if n > max_visits:
+            max_visits = n
+        if n > 0:
+            sum_probs += max(_TINY, priors[a])
+            n_visited += 1
+    weighted_q = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for a in range(A):
+        if visits[a] > 0:
+            q = rewards[a] + discounts[a] * values[a]
+            qs[a] = q
+            weighted_q += max(_TINY, priors[a]) * q / sum_probs
+            lo = min(lo, q)
+            hi = max(hi, q)
+    mixed = (raw_value + sum_visits * weighted_q) / (sum_visits + 1)
+    if n_visited < A:
+        lo = min(lo, mixed)
+        hi = max(hi, mixed)
+    denom = max(hi - lo, _EPSILON)
+    scale = (maxvisit_init + max_visits) * value_scale
+    sigma_u = scale * ((mixed - lo) / denom)
+    return lo, denom, scale, sigma_u, n_visited, sum_visits
+
+
+@_inline
 def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_value, virtual,
                         invalid, gumbel, considered_row, value_scale, maxvisit_init, scratch):
     """Sequential Halving with Gumbel: the best ``g + logits + sigma(q)`` among the valid actions whose
-    visit count (virtual included) equals ``considered_row[simulation index]``."""
+    visit count (virtual included) equals ``considered_row[simulation index]``. ``sigma`` is computed
+    only for those actions (:func:`_sigma_stats`; the same floats as :func:`_completed_q`)."""
     A = visits.shape[0]
-    _completed_q(visits, priors, values, rewards, discounts, raw_value, value_scale, maxvisit_init, scratch)
-    sim = 0
+    lo, denom, scale, sigma_u, n_visited, sum_visits = _sigma_stats(
+        visits, priors, values, rewards, discounts, raw_value, value_scale, maxvisit_init, scratch)
+    sim = sum_visits
     max_logit = -np.inf
     for a in range(A):
-        sim += visits[a] + virtual[a]
+        sim += virtual[a]
         max_logit = max(max_logit, logits[a])
     considered = considered_row[sim]
     best = -np.inf
@@ -512,7 +594,8 @@ def _gumbel_root_action(logits, priors, visits, values, rewards, discounts, raw_
     for a in range(A):
         if invalid[a] or visits[a] + virtual[a] != considered:
             continue
-        score = max(_LOW_LOGIT, gumbel[a] + (logits[a] - max_logit) + scratch[a])
+        sigma = scale * ((scratch[a] - lo) / denom) if visits[a] > 0 else sigma_u
+        score = max(_LOW_LOGIT, gumbel[a] + (logits[a] - max_logit) + sigma)
         if score > best:
             best = score
             best_a = a
@@ -528,10 +611,11 @@ def _gumbel_interior_action(priors, visits, values, rewards, discounts, raw_valu
     softmax(logits + sigma)`` computed from the stored priors (see :func:`_gumbel_interior_probs`)."""
     A = visits.shape[0]
     total = 0
-    for a in range(A):
-        total += visits[a] + virtual[a]
-    z, u = _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value, value_scale,
-                                  maxvisit_init, sigma)
+    for a in range(A):  # (summed in _sigma_stats's first loop instead, selection was ~12% slower)
+        total += virtual[a]
+    z, u, sum_visits = _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value,
+                                              value_scale, maxvisit_init, sigma)
+    total += sum_visits
     # The argmax over all actions is the argmax over the valid ones whenever it is valid (first
     # index among ties in both); only then is the mask read per action. Reading it in this loop
     # costs ~10% of a Gumbel selection (not so in PUCT's loop, where a second copy costs more).
@@ -570,32 +654,37 @@ def _gumbel_interior_probs(priors, visits, values, rewards, discounts, raw_value
         pi'(a) = P(a) w(a) / Z,   w(a) = exp(sigma(a) - max_b sigma(b)),   Z = sum_b P(b) w(b)
 
     Every unvisited action has the same ``sigma`` (the mixed value), hence the same ``w_u``. Writes
-    ``weights[a] = P(a) w(a)`` for visited actions and returns ``(Z, u)`` with ``Z = (sum over
-    visited of P(a) w(a)) + w_u * (sum over unvisited of P(a))`` (each sum left to right) and
+    ``weights[a] = P(a) w(a)`` for visited actions and returns ``(Z, u, sum_b N(b))`` with ``Z = (sum
+    over visited of P(a) w(a)) + w_u * (sum over unvisited of P(a))`` (each sum left to right) and
     ``u = w_u / Z``: ``pi'(a) = weights[a] / Z`` if visited, ``P(a) * u`` if not.
     """
     A = visits.shape[0]
-    sigma_u = _completed_q(visits, priors, values, rewards, discounts, raw_value, value_scale,
-                           maxvisit_init, weights)
+    lo, denom, scale, sigma_u, n_visited, sum_visits = _sigma_stats(
+        visits, priors, values, rewards, discounts, raw_value, value_scale, maxvisit_init, weights)
+    # max_b sigma(b), skipping NaN as _completed_q does; sigma_u is that of every unvisited action.
+    # (top = sigma(hi), exact for scale > 0 as sigma is monotone, saves this loop: ~1%, not kept.)
     top = -np.inf
+    if n_visited < A and sigma_u > top:
+        top = sigma_u
     for a in range(A):
-        if weights[a] > top:
-            top = weights[a]
+        if visits[a] > 0:
+            s = scale * ((weights[a] - lo) / denom)
+            weights[a] = s
+            if s > top:
+                top = s
     z = 0.0
     mass_u = 0.0
-    any_unvisited = False
     for a in range(A):
         if visits[a] > 0:
             weights[a] = priors[a] * math.exp(weights[a] - top)
             z += weights[a]
         else:
             mass_u += priors[a]
-            any_unvisited = True
-    if not any_unvisited:
-        return z, 0.0
+    if n_visited == A:
+        return z, 0.0, sum_visits
     w_u = math.exp(sigma_u - top)
     z = z + w_u * mass_u
-    return z, w_u / z
+    return z, w_u / z, sum_visits
 
 
 @_inline
@@ -739,6 +828,39 @@ def select_gumbel(max_depth, value_scale, maxvisit_init, children_index, childre
 
 
 @_kernel
+def select_puct_blocks(q_code, max_depth, pb_c_init, pb_c_base, vmin, vmax, edge_f, edge_i, node_f,
+                       node_i, children_invalid, terminal, num_nodes, out_parent, out_action, out_leaf,
+                       out_eval):
+    """:func:`select_puct` on the tree's allocation blocks (:func:`tree_blocks`)."""
+    return _walk(_PUCT, max_depth, edge_i[0], edge_i[1], edge_f[4], edge_f[2], edge_f[3], edge_f[1],
+                 children_invalid, terminal, num_nodes, edge_i[2], node_i[3], out_parent, out_action,
+                 out_leaf, out_eval, (q_code, pb_c_init, pb_c_base, vmin, vmax), node_i[0], node_f[1],
+                 edge_f[1], node_f[1], edge_f[1, :, 0], node_i[0], node_i[0, :, 0], (0.0, 0.0))
+
+
+@_kernel
+def select_gumbel_blocks(max_depth, value_scale, maxvisit_init, edge_f, edge_i, node_f, node_i,
+                         children_invalid, terminal, num_nodes, root_gumbel, table, num_considered,
+                         out_parent, out_action, out_leaf, out_eval):
+    """:func:`select_gumbel` on the tree's allocation blocks (:func:`tree_blocks`)."""
+    return _walk(_GUMBEL, max_depth, edge_i[0], edge_i[1], edge_f[4], edge_f[2], edge_f[3], edge_f[1],
+                 children_invalid, terminal, num_nodes, edge_i[2], node_i[3], out_parent, out_action,
+                 out_leaf, out_eval, (0, 0.0, 1.0, 0.0, 1.0), edge_i[1, :, :, 0], node_f[0], edge_f[0],
+                 node_f[0], root_gumbel, table, num_considered, (value_scale, maxvisit_init))
+
+
+@_kernel
+def expand_and_backup_blocks(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                             invalid_actions, is_terminal, edge_f, edge_i, node_f, node_i,
+                             children_invalid, terminal, num_nodes):
+    """:func:`expand_and_backup` on the tree's allocation blocks (:func:`tree_blocks`)."""
+    _expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                       invalid_actions, is_terminal, edge_i[0], edge_f[0], edge_f[1], edge_i[1],
+                       edge_f[4], edge_f[2], edge_f[3], children_invalid, node_i[0], node_f[1],
+                       node_f[0], node_i[1], node_i[2], terminal, num_nodes, edge_i[2], node_i[3])
+
+
+@_kernel
 def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
                       invalid_actions, is_terminal, children_index, children_prior_logits,
                       children_priors, children_visits, children_values, children_rewards,
@@ -758,6 +880,20 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
     parent's mean absorbs ``G``; the edge copies the child's mean and gains a visit; the leaf's
     virtual visits are removed. ``num_nodes[b]`` grows by the leaves of tree ``b`` that were evaluated.
     """
+    _expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                       invalid_actions, is_terminal, children_index, children_prior_logits,
+                       children_priors, children_visits, children_values, children_rewards,
+                       children_discounts, children_invalid, node_visits, node_values, raw_values,
+                       parents, action_from_parent, terminal, num_nodes, children_virtual, node_virtual)
+
+
+@_inline
+def _expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                       invalid_actions, is_terminal, children_index, children_prior_logits,
+                       children_priors, children_visits, children_values, children_rewards,
+                       children_discounts, children_invalid, node_visits, node_values, raw_values,
+                       parents, action_from_parent, terminal, num_nodes, children_virtual, node_virtual):
+    """The body of :func:`expand_and_backup` (and of :func:`expand_and_backup_blocks`)."""
     B, L = parent.shape
     A = children_visits.shape[2]
     masked = invalid_actions.shape[0] > 0
@@ -773,22 +909,29 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
                 # expand
                 reevaluated = node_visits[b, node] > 0
                 node_visits[b, node] += 1
+                top = -np.inf  # max of the stored logits, for the softmax
                 if masked:
                     dead = True
                     for i in range(A):
                         bad = invalid_actions[item, i]
                         children_invalid[b, node, i] = bad
-                        children_prior_logits[b, node, i] = _MIN_LOGIT if bad else prior_logits[item, i]
+                        x = _MIN_LOGIT if bad else prior_logits[item, i]
+                        children_prior_logits[b, node, i] = x
+                        if x > top:
+                            top = x
                         dead = dead and bad
                 else:
                     dead = False
                     for i in range(A):
-                        children_prior_logits[b, node, i] = prior_logits[item, i]
+                        x = prior_logits[item, i]
+                        children_prior_logits[b, node, i] = x
+                        if x > top:
+                            top = x
                     if reevaluated:  # clear the old mask (new slots are clear)
                         for i in range(A):
                             children_invalid[b, node, i] = False
                 terminal[b, node] = dead or (flagged and is_terminal[item])
-                _softmax_into(children_prior_logits[b, node], children_priors[b, node])
+                _softmax_shifted_into(children_prior_logits[b, node], top, children_priors[b, node])
                 raw_values[b, node] = value[item]
                 node_values[b, node] = value[item]
                 children_index[b, p, a] = node

@@ -1,8 +1,8 @@
 """Pure-Python twin of the MCTS kernels in :mod:`ponder.kernels.mcts` (the reference semantics).
 
-The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``completed_qvalues``)
-with the same signatures, written as plain loops over trees, leaves and actions (per-node masks,
-terminal nodes and their revisits, node slots from ``num_nodes`` included). The tree itself
+The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``completed_qvalues``,
+and the ``*_blocks`` forms the search loop calls, on the tree's allocation blocks) with the same
+signatures, written as plain loops over trees, leaves and actions (per-node masks, terminal nodes and their revisits, node slots from ``num_nodes`` included). The tree itself
 (``init_tree``, ``grow_tree``) is plain numpy and shared with the compiled module. The search loop is
 not here: ``ponder.search.mcts_policies.muzero_policy(..., backend="python")`` runs it on these
 kernels (kernels never import search/). The formulas are documented in :mod:`ponder.kernels.mcts`.
@@ -288,3 +288,39 @@ def completed_qvalues(node_index, children_visits, children_priors, children_val
                            children_values[b, n].tolist())
         out[b] = _completed_q(children_visits[b, n].tolist(), children_priors[b, n].tolist(), qs,
                               float(raw_values[b, n]), value_scale, maxvisit_init)
+
+
+# The tree as its allocation blocks (ponder.kernels.mcts.tree_blocks): edge_f [5, B, N, A] = prior
+# logits, priors, rewards, discounts, values; edge_i [3, B, N, A] = index, visits, virtual visits;
+# node_f [2, B, N] = raw values, mean values; node_i [4, B, N] = visits, parents, actions from parent,
+# virtual visits.
+
+
+def select_puct_blocks(q_code, max_depth, pb_c_init, pb_c_base, vmin, vmax, edge_f, edge_i, node_f,
+                       node_i, children_invalid, terminal, num_nodes, out_parent, out_action, out_leaf,
+                       out_eval):
+    """Twin of :func:`ponder.kernels.mcts.select_puct_blocks`."""
+    return select_puct(q_code, max_depth, pb_c_init, pb_c_base, vmin, vmax, edge_i[0], edge_f[1],
+                       edge_i[1], edge_f[4], edge_f[2], edge_f[3], children_invalid, node_i[0],
+                       node_f[1], terminal, num_nodes, edge_i[2], node_i[3], out_parent, out_action,
+                       out_leaf, out_eval)
+
+
+def select_gumbel_blocks(max_depth, value_scale, maxvisit_init, edge_f, edge_i, node_f, node_i,
+                         children_invalid, terminal, num_nodes, root_gumbel, table, num_considered,
+                         out_parent, out_action, out_leaf, out_eval):
+    """Twin of :func:`ponder.kernels.mcts.select_gumbel_blocks`."""
+    return select_gumbel(max_depth, value_scale, maxvisit_init, edge_i[0], edge_f[0], edge_f[1],
+                         edge_i[1], edge_f[4], edge_f[2], edge_f[3], children_invalid, node_f[0],
+                         terminal, num_nodes, edge_i[2], node_i[3], root_gumbel, table,
+                         num_considered, out_parent, out_action, out_leaf, out_eval)
+
+
+def expand_and_backup_blocks(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                             invalid_actions, is_terminal, edge_f, edge_i, node_f, node_i,
+                             children_invalid, terminal, num_nodes):
+    """Twin of :func:`ponder.kernels.mcts.expand_and_backup_blocks`."""
+    expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_logits, value,
+                      invalid_actions, is_terminal, edge_i[0], edge_f[0], edge_f[1], edge_i[1],
+                      edge_f[4], edge_f[2], edge_f[3], children_invalid, node_i[0], node_f[1],
+                      node_f[0], node_i[1], node_i[2], terminal, num_nodes, edge_i[2], node_i[3])

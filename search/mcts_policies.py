@@ -52,6 +52,7 @@ from ponder.kernels.mcts import (
     grow_tree,
     init_tree,
     softmax,
+    tree_blocks,
 )
 
 __all__ = [
@@ -239,12 +240,14 @@ def muzero_policy(
 
     pb_c_init, pb_c_base = float(pb_c_init), float(pb_c_base)
 
+    blocks_cache = [(None, None)]
+
     def select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate):
-        return kernels.select_puct(
-            q_code, depth_cap, pb_c_init, pb_c_base, vmin, vmax, t.children_index,
-            t.children_priors, t.children_visits, t.children_values, t.children_rewards,
-            t.children_discounts, t.children_invalid, t.node_visits, t.node_values, t.terminal,
-            t.num_nodes, children_virtual, node_virtual, parent, action, leaf, evaluate)
+        # the tree as its allocation blocks (children_virtual, node_virtual are views into them)
+        edge_f, edge_i, node_f, node_i, children_invalid, terminal = _blocks_of(t, blocks_cache)
+        return kernels.select_puct_blocks(
+            q_code, depth_cap, pb_c_init, pb_c_base, vmin, vmax, edge_f, edge_i, node_f, node_i,
+            children_invalid, terminal, t.num_nodes, parent, action, leaf, evaluate)
 
     tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
                       params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
@@ -338,12 +341,14 @@ def gumbel_muzero_policy(
     table = cached_considered_visits_table(m, S)  # [m + 1, S]
     num_considered = np.minimum(m, A - invalid.sum(-1)).astype(np.int32)  # [B]
 
+    blocks_cache = [(None, None)]
+
     def select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate):
-        return kernels.select_gumbel(
-            depth_cap, value_scale, maxvisit_init, t.children_index, t.children_prior_logits,
-            t.children_priors, t.children_visits, t.children_values, t.children_rewards,
-            t.children_discounts, t.children_invalid, t.raw_values, t.terminal, t.num_nodes,
-            children_virtual, node_virtual, g, table, num_considered, parent, action, leaf, evaluate)
+        # the tree as its allocation blocks (children_virtual, node_virtual are views into them)
+        edge_f, edge_i, node_f, node_i, children_invalid, terminal = _blocks_of(t, blocks_cache)
+        return kernels.select_gumbel_blocks(
+            depth_cap, value_scale, maxvisit_init, edge_f, edge_i, node_f, node_i, children_invalid,
+            terminal, t.num_nodes, g, table, num_considered, parent, action, leaf, evaluate)
 
     tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
                       params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
@@ -416,6 +421,7 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     B, A = logits.shape
     extra_data = {} if extra_data is None else extra_data
     t, children_virtual, node_virtual = init_tree(logits, value, embedding, invalid, N, extra_data=extra_data)
+    blocks = tree_blocks(t)  # edge_f, edge_i, node_f, node_i, children_invalid, terminal
     emb_shape = embedding.shape[1:]
     flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)  # a view: row b * N + n
     first_row = (np.arange(B, dtype=np.intp) * N)[:, None]  # [B, 1]
@@ -434,23 +440,25 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             if slots_bound + k > N:
                 N = max(2 * N, slots_bound + k)
                 t, children_virtual, node_virtual = grow_tree(t, children_virtual, node_virtual, N)
+                blocks = tree_blocks(t)
                 flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)
                 first_row = (np.arange(B, dtype=np.intp) * N)[:, None]
-        if k not in buffers:  # parent, action, leaf [B, k] int32; evaluate [B, k] bool; rows [B, k]
-            buffers[k] = (np.empty((B, k), np.int32), np.empty((B, k), np.int32), np.empty((B, k), np.int32),
+        if k not in buffers:  # parent, action, leaf [B, k] intp (rows = first_row + parent: no cast),
+            # evaluate [B, k] bool, rows [B, k]
+            buffers[k] = (np.empty((B, k), np.intp), np.empty((B, k), np.intp), np.empty((B, k), np.intp),
                           np.empty((B, k), np.bool_), np.empty((B, k), np.intp))
         parent, action, leaf, evaluate, rows = buffers[k]
         M = select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
         if M == B * k:  # every leaf needs the model (always, without terminal nodes)
             picked = None
-            actions = action.reshape(M).astype(np.int64)
+            actions = action.ravel().astype(np.int64)  # ravel: a view of the contiguous buffer
             np.add(first_row, parent, out=rows)
-            states = flat_embeddings.take(rows.reshape(M), axis=0)
+            states = flat_embeddings.take(rows.ravel(), axis=0)
         else:  # some leaves are revisits of terminal nodes: only the others reach the model
-            picked = evaluate.reshape(B * k)
-            actions = action.reshape(B * k)[picked].astype(np.int64)
+            picked = evaluate.ravel()
+            actions = action.ravel()[picked].astype(np.int64)
             np.add(first_row, parent, out=rows)
-            states = flat_embeddings.take(rows.reshape(B * k)[picked], axis=0)
+            states = flat_embeddings.take(rows.ravel()[picked], axis=0)
         if M > 0:
             out, new_embedding = recurrent_fn(params, rng, actions, states)
             reward = _as_f64(out.reward, (M,), "reward")
@@ -468,15 +476,12 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             reward = discount = leaf_value = np.zeros(0)
             prior_logits = np.zeros((0, A))
             leaf_invalid, leaf_terminal = no_mask, no_flags
-        kernels.expand_and_backup(
+        kernels.expand_and_backup_blocks(
             parent, action, leaf, evaluate, reward, discount, prior_logits, leaf_value, leaf_invalid,
-            leaf_terminal, t.children_index, t.children_prior_logits, t.children_priors,
-            t.children_visits, t.children_values, t.children_rewards, t.children_discounts,
-            t.children_invalid, t.node_visits, t.node_values, t.raw_values, t.parents,
-            t.action_from_parent, t.terminal, t.num_nodes, children_virtual, node_virtual)
+            leaf_terminal, *blocks, t.num_nodes)
         if M > 0:
             np.add(first_row, leaf, out=rows)
-            leaf_rows = rows.reshape(B * k)
+            leaf_rows = rows.ravel()
             flat_embeddings[leaf_rows if picked is None else leaf_rows[picked]] = new_embedding
         slots_bound += k
         done += k
@@ -485,6 +490,15 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     extra_data["num_simulations_done"] = done
     extra_data["stop_reason"] = reason
     return t
+
+
+def _blocks_of(t: Tree, cache: list) -> tuple:
+    """:func:`ponder.kernels.mcts.tree_blocks` of ``t``, checked once per tree: ``cache[0]`` holds the
+    latest ``(tree, blocks)`` of one search (a tree is searched pass after pass)."""
+    pair = cache[0]
+    if pair[0] is not t:
+        pair = cache[0] = (t, tree_blocks(t))
+    return pair[1]
 
 
 def _check_budget(num_simulations, num_leaves, max_depth, should_stop=None, capacity=None):
@@ -562,6 +576,9 @@ class _NumbaKernels:
     select_puct = staticmethod(kernels_mcts.select_puct)
     select_gumbel = staticmethod(kernels_mcts.select_gumbel)
     expand_and_backup = staticmethod(kernels_mcts.expand_and_backup)
+    select_puct_blocks = staticmethod(kernels_mcts.select_puct_blocks)  # the loop calls these three
+    select_gumbel_blocks = staticmethod(kernels_mcts.select_gumbel_blocks)
+    expand_and_backup_blocks = staticmethod(kernels_mcts.expand_and_backup_blocks)
     completed_qvalues = staticmethod(kernels_mcts.completed_qvalues)
 
 

@@ -395,6 +395,57 @@ def test_grow_tree_copies_nodes_and_leaves_new_slots_empty():
         kernels_mcts.grow_tree(t, cv, nv, 5)
 
 
+def test_tree_blocks_are_the_fields_and_the_block_kernels_match():
+    """The *_blocks kernels (the ones the loop calls) on views of one tree's blocks, the field kernels
+    on a copy: the same trees, in the compiled kernels and in the twin."""
+    import copy
+
+    from ponder.kernels import mcts_py
+
+    model = LegalModel(4, 3)
+    root, invalid = model.root(3, 5)
+    for backend in ("numba", "python"):
+        kernels = kernels_mcts if backend == "numba" else mcts_py
+        t = mcts.gumbel_muzero_policy(root, model, 6, rng=1, invalid_actions=invalid,
+                                      capacity=4).search_tree  # grown: grow_tree's blocks
+        edge_f, edge_i, node_f, node_i, children_invalid, terminal = kernels_mcts.tree_blocks(t)
+        assert edge_f.shape == (5,) + t.children_priors.shape and edge_i.shape == (3,) + t.children_index.shape
+        for block, names in ((edge_f, ("children_prior_logits", "children_priors", "children_rewards",
+                                       "children_discounts", "children_values")),
+                             (edge_i, ("children_index", "children_visits")), (node_f, ("raw_values", "node_values")),
+                             (node_i, ("node_visits", "parents", "action_from_parent"))):
+            for i, name in enumerate(names):
+                assert np.shares_memory(block[i], getattr(t, name)) and (block[i] == getattr(t, name)).all(), name
+        assert children_invalid is t.children_invalid and terminal is t.terminal
+        with pytest.raises(ValueError, match="init_tree or grow_tree"):
+            kernels_mcts.tree_blocks(copy.deepcopy(t))
+        # one more Gumbel selection and PUCT selection on both forms
+        c = copy.deepcopy(t)
+        cv, nv = np.zeros_like(edge_i[2]), np.zeros_like(node_i[3])
+        outs = [tuple(np.zeros((3, 2), np.intp) for _ in range(3)) + (np.zeros((3, 2), bool),)
+                for _ in range(4)]
+        g = np.asarray(t.extra_data["root_gumbel"])
+        table = kernels_mcts.considered_visits_table(4, 8)
+        nc = np.full(3, 4, np.int32)
+        m1 = kernels.select_gumbel_blocks(9, 0.1, 50.0, edge_f, edge_i, node_f, node_i, children_invalid,
+                                          terminal, t.num_nodes, g, table, nc, *outs[0])
+        m2 = kernels.select_gumbel(9, 0.1, 50.0, c.children_index, c.children_prior_logits, c.children_priors,
+                                   c.children_visits, c.children_values, c.children_rewards, c.children_discounts,
+                                   c.children_invalid, c.raw_values, c.terminal, c.num_nodes, cv, nv, g, table,
+                                   nc, *outs[1])
+        m3 = kernels.select_puct_blocks(0, 9, 1.25, 19652.0, 0.0, 1.0, edge_f, edge_i, node_f, node_i,
+                                        children_invalid, terminal, t.num_nodes, *outs[2])
+        m4 = kernels.select_puct(0, 9, 1.25, 19652.0, 0.0, 1.0, c.children_index, c.children_priors,
+                                 c.children_visits, c.children_values, c.children_rewards, c.children_discounts,
+                                 c.children_invalid, c.node_visits, c.node_values, c.terminal, c.num_nodes, cv,
+                                 nv, *outs[3])
+        assert m1 == m2 and m3 == m4
+        for x, y in zip(outs[0] + outs[2], outs[1] + outs[3]):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(edge_i[2], cv)
+        np.testing.assert_array_equal(node_i[3], nv)
+
+
 def test_recurrent_fn_sees_only_leaves_that_need_it():
     """Items are the evaluated leaves, tree-major; fewer than B * k once terminal nodes are revisited."""
     model = LegalModel(2, 4, p_invalid=0.0, p_terminal=0.5, p_dead=0.0)
