@@ -375,8 +375,8 @@ def test_verifier_failure_keeps_the_partial_result(lm, algo, config, fail_on):
 
 
 def test_config_errors_list_the_valid_choices(lm):
-    with pytest.raises(ConfigError, match="valid choices: best_of_n, bon, majority, beam, rebase"):
-        ponder.search("mcts", lm, LETTERS, PROMPT)
+    with pytest.raises(ConfigError, match="valid choices: best_of_n, bon, majority, beam, rebase, astar, dvts, mcts"):
+        ponder.search("dijkstra", lm, LETTERS, PROMPT)
     with pytest.raises(ConfigError, match=r"BeamConfig.width must be an integer >= 1, got 0"):
         ponder.search("beam", lm, LETTERS, PROMPT, width=0)
     with pytest.raises(ConfigError, match=r"unknown BeamConfig.aggregation 'mean'; valid choices: last, min, product"):
