@@ -1,0 +1,251 @@
+"""The learned Game of 24 value and policy (ponder.verifiers.game24) with the committed weights.
+
+Held-out checks use puzzles of rows 800 onward of game24.csv, which training never saw.
+"""
+
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from ponder.models import game24 as g
+from ponder.search.verify import VerifierError, run_verifier
+from ponder.verifiers import game24 as learned
+from ponder.verifiers.game24 import EPS, Game24Policy, Game24Value, call_features, number_features, state_features
+
+F = Fraction
+
+
+@pytest.fixture(scope="module")
+def value():
+    return Game24Value()
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return Game24Policy()
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    """Roots of rows 800+ and a fixed sample of the states (2-4 numbers) reachable from them."""
+    roots = [g.start(p) for p in g.load(slice(800, None))]
+    states, stack = set(), list(roots)
+    while stack:
+        s = stack.pop()
+        if s in states or len(s) == 1:
+            continue
+        states.add(s)
+        stack.extend(g.apply(s, a, b, g.TOOLS[op](a, b)) for op, a, b in g.moves(s))
+    ordered = sorted(states, key=lambda s: (len(s), s))
+    rng = np.random.default_rng(0)
+    solvable = [s for s in ordered if g.solvable(s) and len(s) < 4]
+    unsolvable = [s for s in ordered if not g.solvable(s)]
+    sample = [solvable[i] for i in rng.choice(len(solvable), 300, replace=False)] + [unsolvable[i] for i in rng.choice(len(unsolvable), 1200, replace=False)]
+    return roots, sample
+
+
+def auc(y, p):
+    y, p = np.asarray(y, bool), np.asarray(p)
+    pos, neg = p[y], p[~y]
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return greater + ties / 2
+
+
+def test_weights_are_small_and_described(value, policy):
+    for v, kind in ((value, "value"), (policy, "policy")):
+        assert v.weights.is_file() and v.weights.stat().st_size < 500_000
+        meta = v.meta
+        assert meta["kind"] == kind and meta["train_rows"] == "0:800"
+    assert (learned.WEIGHTS / "game24_report.json").is_file()
+
+
+def test_value_separates_heldout_states(value, heldout):
+    _, sample = heldout
+    p = value.score([""] * len(sample), sample)
+    y = [g.solvable(s) for s in sample]
+    assert ((p > 0) & (p <= 1)).all()
+    assert auc(y, p) > 0.9
+    assert ((p >= 0.5) == np.array(y)).mean() > 0.85
+
+
+def test_value_exact_facts_and_formats(value):
+    assert list(value.score(["", ""], [(F(24),), (F(23),)])) == [1.0, EPS]
+
+    @dataclass
+    class Node:
+        world: tuple
+
+    @dataclass
+    class Holder:
+        numbers: tuple
+
+    state = g.start("3 3 8 8")
+    p = value.score([""] * 4, [state, Node(state), Holder(state), "3 3 8 8"])
+    assert np.allclose(p, p[0]) and 0 < p[0] <= 1
+    assert value.score([""], ["3 8/3 8"])[0] == pytest.approx(value.score([""], [(F(3), F(8, 3), F(8))])[0])
+    assert value.score([""], [[8, 3, F(8, 3)]])[0] == pytest.approx(value.score([""], ["8 3 8/3"])[0])  # any order, ints
+
+
+def test_value_knows_simple_two_number_states(value):
+    good = [(F(4), F(6)), (F(12), F(12)), (F(3), F(8)), (F(20), F(4)), (F(1, 3), F(8))]
+    bad = [(F(5), F(7)), (F(1), F(1)), (F(13), F(13)), (F(2), F(9)), (F(100), F(3))]
+    p = value.score([""] * 10, good + bad)
+    assert p[:5].min() > p[5:].max()
+
+
+def test_policy_ranks_a_solvable_move_first_on_heldout_roots(policy, heldout):
+    roots, _ = heldout
+    firsts, before = [], []
+    for root in roots:
+        ms = g.moves(root)
+        p = policy.score([""] * len(ms), [(root, m) for m in ms])
+        ok = np.array([g.solvable(g.apply(root, a, b, g.TOOLS[op](a, b))) for op, a, b in ms])
+        order = np.argsort(-p, kind="stable")
+        k = int(np.argmax(ok[order]))
+        firsts.append(k == 0)
+        before.append(k)
+    assert np.mean(firsts) > 0.6  # a random order puts a solvable move first ~15% of the time
+    assert np.mean(before) < 3.0
+
+
+def test_policy_judges_the_last_move(policy):
+    state = (F(3), F(8))
+    ms = g.moves(state)
+    p = policy.score([""] * len(ms), [(state, m) for m in ms])
+    assert ms[int(np.argmax(p))] == ("mul", F(3), F(8))
+    assert p.max() > 0.9 and np.sort(p)[-2] < 0.1
+
+
+def test_policy_call_formats(policy):
+    @dataclass(frozen=True)
+    class Call:
+        tool: str
+        args: tuple
+
+    state = g.start("4 6 1 1")
+    p = policy.score([""] * 4, [(state, ("mul", 4, 6)), (state, Call("mul", (F(4), F(6)))), ("1 1 4 6", ("mul", F(6), F(4))), (list(state), ["mul", "4", "6"])])
+    assert np.allclose(p, p[0]) and 0 < p[0] <= 1
+    assert policy.score([""], [((F(0), F(3)), ("div", F(3), F(0)))])[0] == EPS  # division by zero: no state after
+
+
+@pytest.mark.parametrize("bad", [object(), None, 42, "", "3 x 8", (), ("a", "b")])
+def test_value_rejects_non_numbers(value, bad):
+    with pytest.raises(ValueError, match="Game of 24 candidate is the remaining numbers"):
+        value.score([""], [bad])
+    with pytest.raises(VerifierError, match="game24_value"):
+        run_verifier(value, [""], [bad])
+
+
+def test_policy_rejects_bad_candidates(policy):
+    state = g.start("1 2 3 4")
+    with pytest.raises(ValueError, match="pair \\(numbers, call\\)"):
+        policy.score([""], [state])
+    with pytest.raises(ValueError, match="Game of 24 call"):
+        policy.score([""], [(state, "add 1 2")])
+    with pytest.raises(ValueError, match="unknown tool 'pow'"):
+        policy.score([""], [(state, ("pow", 1, 2))])
+    with pytest.raises(ValueError, match="not a legal call"):
+        policy.score([""], [(state, ("add", 5, 1))])
+    with pytest.raises(ValueError, match="not a legal call"):
+        policy.score([""], [((F(1), F(2)), ("add", 1, 1))])  # one 1 only
+
+
+def test_missing_weights_name_the_training_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m ponder.verifiers.game24_train"):
+        Game24Value(weights=tmp_path / "nothing.npz").score([""], [(F(1), F(2))])
+    with pytest.raises(FileNotFoundError, match="python -m ponder.verifiers.game24_train"):
+        Game24Policy(weights=tmp_path / "nothing.npz").score([""], [((F(1), F(2)), ("add", 1, 2))])
+    with pytest.raises(ValueError, match="holds 'value' weights"):
+        Game24Policy(weights=learned.WEIGHTS / "game24_value.npz").score([""], [((F(1), F(2)), ("add", 1, 2))])
+
+
+# --- the policy computes no result --------------------------------------------------------------
+
+
+def test_call_features_encode_each_number_alone():
+    """op, count, then one block per number: changing one operand changes only its own block."""
+    d = learned.NUMBER_DIM
+    base = call_features("sub", F(8), F(3), [F(2)])
+    assert base.shape == (learned.POLICY_DIM,)
+    blocks = lambda x: [x[:7], x[7:7 + d], x[7 + d:7 + 2 * d], x[7 + 2 * d:7 + 3 * d], x[7 + 3 * d:]]  # noqa: E731
+    assert np.array_equal(blocks(base)[1], number_features(F(8))) and np.array_equal(blocks(base)[2], number_features(F(3)))
+    for changed, which in ((call_features("sub", F(9), F(3), [F(2)]), 1), (call_features("sub", F(8), F(5, 3), [F(2)]), 2), (call_features("sub", F(8), F(3), [F(7)]), 3)):
+        diff = [not np.array_equal(x, y) for x, y in zip(blocks(base), blocks(changed))]
+        assert diff == [i == which for i in range(5)]
+    # two calls with the same result but different operands get different inputs (nothing encodes the result)
+    assert not np.array_equal(call_features("add", F(1), F(5), []), call_features("add", F(2), F(4), []))
+
+
+def test_policy_network_sees_only_call_features(policy, monkeypatch):
+    """The fast path equals the network run on call_features(op, a, b, rest), and scoring works
+    with the game's arithmetic tools disabled."""
+    rng = np.random.default_rng(1)
+    pairs = []
+    for p in g.load(slice(800, 830)):
+        s = g.start(p)
+        for _ in range(2):
+            ms = g.moves(s)
+            pairs.extend((s, m) for m in ms)
+            op, a, b = ms[int(rng.integers(len(ms)))]
+            s = g.apply(s, a, b, g.TOOLS[op](a, b))
+
+    def broken(*args):
+        raise AssertionError("the policy must not execute a call")
+
+    monkeypatch.setattr(g, "TOOLS", {op: broken for op in g.OPS})
+    for op in g.OPS:
+        monkeypatch.setattr(g, op, broken)
+    fresh = Game24Policy()
+    fast = fresh.score([""] * len(pairs), pairs)
+    rows = []
+    for s, (op, a, b) in pairs:
+        rest = list(s)
+        rest.remove(a)
+        rest.remove(b)
+        rows.append(call_features(op, a, b, rest))
+    np.testing.assert_allclose(fast, np.clip(fresh.forward_features(np.stack(rows)), EPS, 1), rtol=1e-4, atol=1e-6)
+
+
+def test_value_fast_path_matches_state_features(value, heldout):
+    _, sample = heldout
+    states = sample[:200]
+    np.testing.assert_allclose(value.score([""] * 200, states), np.clip(value.forward_features(np.stack([state_features(s) for s in states])), EPS, 1), rtol=1e-4, atol=1e-6)
+
+
+def test_scoring_is_batched_and_fast(value, policy, heldout):
+    roots, sample = heldout
+    states = (sample * 2)[:1000]
+    pairs = [(r, m) for r in roots for m in g.moves(r)][:1000]
+    value.score([""] * 1000, states), policy.score([""] * 1000, pairs)  # warm the per-number caches
+    best_v = best_p = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        value.score([""] * 1000, states)
+        best_v = min(best_v, time.perf_counter() - t)
+        t = time.perf_counter()
+        policy.score([""] * 1000, pairs)
+        best_p = min(best_p, time.perf_counter() - t)
+    assert best_v < 0.03 and best_p < 0.03  # typically a few ms; loose for shared machines
+
+
+def test_training_refuses_heldout_rows():
+    from ponder.verifiers import game24_train
+
+    for rows in ("0:900", "800:1000", "0:"):
+        with pytest.raises(SystemExit):
+            game24_train.main(["--train-rows", rows])
+
+
+def test_training_round_trip(tmp_path):
+    """A tiny training run writes weights the numpy verifiers load and score with."""
+    from ponder.verifiers import game24_train
+
+    game24_train.main(["--train-rows", "0:6", "--out", str(tmp_path), "--value-epochs", "1", "--policy-epochs", "1", "--no-heldout", "--no-train-report",
+                       "--value-hidden", "16", "--policy-hidden", "16", "--embed", "8"])
+    assert {p.name for p in tmp_path.iterdir()} == {"game24_value.npz", "game24_policy.npz", "game24_report.json"}
+    v, p = Game24Value(weights=tmp_path / "game24_value.npz"), Game24Policy(weights=tmp_path / "game24_policy.npz")
+    assert 0 < v.score([""], ["1 2 3"])[0] <= 1 and 0 < p.score([""], [("1 2 3", ("add", 1, 2))])[0] <= 1
