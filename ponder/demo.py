@@ -6,13 +6,16 @@
 
 Sections today:
 
-- **gsm8k** (budget 240 s): greedy vs majority@4 vs step-level beam search on a few short
+- **gsm8k** (budget 170 s): greedy vs majority@4 vs step-level beam search on two short
   GSM8K-train problems with SmolLM2. Majority draws four answers and the most frequent final
   number wins (no verifier). Beam (width 2, 2 expansions per beam, steps end at a newline) is
   scored by the ``arithmetic`` process verifier, a calculator that checks every equation.
   Majority and beam share one token budget. Each answer is checked against the reference
   afterwards (the searches never see it) and printed with its ledger: tokens computed vs served
   from the shared KV cache, forward calls, verifier calls, wall time.
+- **game24** (budget 40 s): four Game of 24 puzzles from the held-out rows (800+). SmolLM2 writes
+  an expression alone (greedy), checked exactly; DFS, A* with the learned value and A* with the
+  learned policy call add/sub/mul/div tools on exact fractions, with the operations each tried.
 
 A family adds its section as one function ``section(args, lm) -> None`` and one entry of
 :data:`SECTIONS`. A section's budget is what it may spend on a quiet 2-core machine; the demo
@@ -29,7 +32,10 @@ from pathlib import Path
 from typing import Callable
 
 INSTRUCTION = "\nSolve it step by step, then finish with: The answer is <number>."
-DEFAULT_PROBLEMS = "132,94,126"  # three short GSM8K-train problems (0-based line numbers)
+DEFAULT_PROBLEMS = "132,94"  # two short GSM8K-train problems (0-based line numbers)
+DEFAULT_PUZZLES = "800,950,1100,1250"  # Game of 24 rows of the held-out part (800+), easy to hard
+GAME24_PROMPT = ("Use each of the numbers {numbers} exactly once, with + - * / and parentheses, to make 24. "
+                 "Reply with only the expression.")
 
 
 def load_problems(path: Path | None, indices: list[int]) -> list[dict]:
@@ -90,6 +96,55 @@ def gsm8k_section(args, lm) -> None:
         print(f"{name:<12} {t['right']:>3}/{len(problems):<3} {t['computed']:>16} {t['cached']:>18} {t['seconds']:>8.1f}")
 
 
+def game24_section(args, lm) -> None:
+    """SmolLM2 answering alone vs A* over arithmetic tool calls with the learned heuristics."""
+    import ponder
+    from ponder.models import game24
+    from ponder.models.tools import ToolGenerator
+    from ponder.verifiers.game24 import Game24Policy, Game24Value
+
+    rows = game24.load(file=args.puzzles_file)
+    puzzles = [(int(i), rows[int(i)]) for i in args.puzzles.split(",")]
+    gen = ToolGenerator(game24.Game24())
+    value, policy = Game24Value(), Game24Policy()
+    print("Each puzzle: four numbers to combine into 24. SmolLM2 writes an expression in one go (greedy); the searches "
+          "call add/sub/mul/div tools on exact fractions, at most 700 operations each. 'ops' counts executed calls; "
+          "'scored' the calls a policy judged before running them.\n")
+    methods = {
+        "SmolLM2 alone": None,
+        "DFS": dict(verifier=None, order="dfs"),
+        "A* + value": dict(verifier=value),
+        "A* + policy": dict(verifier=policy, heuristic_on="calls"),
+    }
+    totals = {m: [0, 0, 0, 0.0] for m in methods}  # solved, ops, tokens, seconds
+    print(f"{'puzzle':<16} {'method':<14} {'solved':<7} {'ops':>5} {'scored':>7} {'tokens':>7} {'seconds':>8}  answer")
+    for row, puzzle in puzzles:
+        for name, options in methods.items():
+            if options is None:
+                lm.clear_cache()
+                r = ponder.search("majority", lm, None, GAME24_PROMPT.format(numbers=puzzle), n=1, temperature=0.0, max_new_tokens=32)
+                ok, why = game24.check_answer(puzzle, r.answer)
+                answer = f"{r.answer.strip().splitlines()[0] if r.answer.strip() else ''!r} ({why})"
+                ops = scored = 0
+            else:
+                opts = dict(options)
+                r = ponder.search("astar", gen, opts.pop("verifier"), puzzle, budget={"tool_calls": 700}, **opts)
+                ok = bool(r.info["solved"])
+                answer = game24.expression(puzzle, [s.call for s in r.best.path()[1:]]) if ok else f"not solved ({r.stopped})"
+                ops, scored = int(r.ledger.count("tool_calls")), int(r.ledger.count("calls_scored"))
+            led = r.ledger
+            t = totals[name]
+            t[0] += ok
+            t[1] += ops
+            t[2] += led.computed_tokens
+            t[3] += led.wall_time
+            label = f"#{row} {puzzle}" if name == "SmolLM2 alone" else ""
+            print(f"{label:<16} {name:<14} {'yes' if ok else 'no':<7} {ops:>5} {scored:>7} {led.computed_tokens:>7} {led.wall_time:>8.2f}  {answer}")
+    print(f"\n{'method':<14} {'solved':>7} {'ops':>6} {'tokens':>7} {'seconds':>8}")
+    for name, (ok, ops, tokens, seconds) in totals.items():
+        print(f"{name:<14} {ok:>3}/{len(puzzles):<3} {ops:>6} {tokens:>7} {seconds:>8.2f}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Section:
     """One part of the demo: its function, the seconds it may take, and what it shows."""
@@ -100,7 +155,8 @@ class Section:
 
 
 SECTIONS: dict[str, Section] = {
-    "gsm8k": Section(gsm8k_section, 240, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
+    "gsm8k": Section(gsm8k_section, 170, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
+    "game24": Section(game24_section, 40, "Game of 24: SmolLM2 alone vs DFS vs A* over arithmetic tool calls with learned heuristics"),
 }
 
 
@@ -119,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--data", type=Path, default=None, help="GSM8K JSONL file (default: the repository copy, or $PONDER_DATA)")
     parser.add_argument("--problems", default=DEFAULT_PROBLEMS, help="gsm8k: comma-separated line numbers of the GSM8K file")
+    parser.add_argument("--puzzles", default=DEFAULT_PUZZLES, help="game24: comma-separated rows of game24.csv")
+    parser.add_argument("--puzzles-file", type=Path, default=None, help="game24: another game24.csv")
     parser.add_argument("--budget", type=int, default=640, help="gsm8k: generated-token budget of majority and beam")
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)

@@ -16,6 +16,8 @@ regex           1.0 when the pattern is found, else 0.0                      out
 refusal         1.0 when a refusal phrase (GCG judge) occurs, else 0.0       process
 length          ``-per_token * n_tokens``                                    process
 arithmetic      share of correct ``a op b = c`` equations (a calculator)     process
+game24_value    P(a Game of 24 state can still reach 24), a learned MLP      process
+game24_policy   P(a call leads to a solvable state), scored before it runs   process
 ==============  ==========================================================  ========
 
 Third-party verifiers register through the ``ponder.verifiers`` entry-point group.
@@ -30,7 +32,24 @@ from ponder.verifiers.compose import combine, product, threshold, weighted_sum
 from ponder.verifiers.registry import ENTRY_POINT_GROUP, available, get, refresh_plugins, register
 from ponder.verifiers.text import REFUSAL_PHRASES, length, refusal, regex
 
-for _name, _factory in (("math_answer", math_answer), ("regex", regex), ("refusal", refusal), ("length", length), ("arithmetic", arithmetic)):
+
+
+def game24_value(**options):
+    """The learned Game of 24 value (:class:`ponder.verifiers.game24.Game24Value`), imported on use."""
+    from ponder.verifiers.game24 import Game24Value
+
+    return Game24Value(**options)
+
+
+def game24_policy(**options):
+    """The learned Game of 24 policy over calls (:class:`ponder.verifiers.game24.Game24Policy`), imported on use."""
+    from ponder.verifiers.game24 import Game24Policy
+
+    return Game24Policy(**options)
+
+
+for _name, _factory in (("math_answer", math_answer), ("regex", regex), ("refusal", refusal), ("length", length), ("arithmetic", arithmetic),
+                        ("game24_value", game24_value), ("game24_policy", game24_policy)):
     register(_name, _factory, if_exists="replace")
 del _name, _factory
 
@@ -64,4 +83,6 @@ __all__ = [
     "arithmetic",
     "Arithmetic",
     "check_equations",
+    "game24_value",
+    "game24_policy",
 ]
