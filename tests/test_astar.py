@@ -141,3 +141,19 @@ def test_astar_over_lm_steps_uses_the_expansion_protocol():
     assert r.info["expansions"] <= 4
     for node in r.tree[1:]:
         assert node.cost == pytest.approx(node.parent.cost - node.step_logprob, abs=1e-5)
+
+
+class Silent:
+    """A proposer with nothing to say (an LM whose every line was malformed)."""
+
+    def propose(self, env, states, k=None):
+        return [[] for _ in states]
+
+
+@pytest.mark.parametrize("algo, options", [("astar", {"order": "dfs"}), ("astar", {"heuristic_on": "calls"}), ("mcts", {"k": 4})])
+def test_a_proposer_with_nothing_makes_a_dead_end_not_an_error(algo, options):
+    gen = ToolGenerator(Game24(), proposer=Silent())
+    verifier = None if options.get("order") == "dfs" else Oracle("calls" if options.get("heuristic_on") == "calls" else "states")
+    r = ponder.search(algo, gen, verifier, "4 9 10 13", **options)
+    assert r.stopped == "exhausted" and not r.info["solved"]
+    assert r.ledger.count("tool_calls") == 0 and len(r.tree) == 1
