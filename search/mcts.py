@@ -33,6 +33,11 @@ backed up through it, and selection is PUCT,
 
 with :math:`\bar Q` normalised over the node and its visited children.
 
+**Progressive widening** (``widening="progressive"``): a state visited :math:`N` times may hold
+:math:`\min(A, \max(k, \lceil c N^\alpha \rceil))` successors; the kernel's tree is allocated
+with :math:`A` = ``max_children`` action slots, the extra slots masked until widening fills them
+(sampling more steps in one batched call, or unmasking the proposer's next calls).
+
 **Batched selection.** Each pass selects ``leaves`` leaves with virtual loss (a leaf on its way
 counts as a visit of value 0 on every edge of its path), so the generator and the verifier see
 batches of ``leaves`` states instead of one; with ``leaves=1`` it is sequential MCTS.
@@ -66,6 +71,7 @@ from ponder.search.verify import require_verifier, score_states
 
 NAME = "mcts"
 VALUES = ("verifier", "rollout")
+WIDENINGS = ("none", "progressive")
 PRIORS = ("proposal", "uniform")
 GOALS = ("stop", "continue")
 __all__ = ["MCTSConfig", "NAME", "run"]
@@ -90,6 +96,12 @@ class MCTSConfig(SamplingConfig):
             text states are never solved; tool states say so themselves).
         stop, step_tokens: where an LM step ends (as in beam search).
         max_depth: the deepest a simulation may go, in steps.
+        widening: "none" (``k`` successors per state, fixed) or "progressive": a state visited
+            ``N`` times may have ``min(max_children, max(k, ceil(pw_c N^pw_alpha)))`` successors;
+            before each pass, visited states below their allowance get more (sampled steps, or the
+            next of the proposer's calls), with priors renormalised over the valid actions.
+        max_children: the most successors a state may get under progressive widening (``A``).
+        pw_c, pw_alpha: the widening schedule's constants (``0 < pw_alpha <= 1``).
         temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig`.
     """
 
@@ -105,6 +117,10 @@ class MCTSConfig(SamplingConfig):
     stop: str | tuple[str, ...] = "\n"
     step_tokens: int = 64
     max_depth: int = 16
+    widening: str = "none"
+    max_children: int | None = None
+    pw_c: float = 1.0
+    pw_alpha: float = 0.5
 
     def __post_init__(self):
         super().__post_init__()
@@ -121,6 +137,12 @@ class MCTSConfig(SamplingConfig):
         object.__setattr__(self, "stop", stop_strings(owner, self.stop))
         check_int(owner, "step_tokens", self.step_tokens)
         check_int(owner, "max_depth", self.max_depth)
+        check_option(owner, "widening", self.widening, WIDENINGS)
+        check_int(owner, "max_children", self.max_children, optional=True)
+        check_real(owner, "pw_c", self.pw_c, low=0.0, low_open=True)
+        check_real(owner, "pw_alpha", self.pw_alpha, low=0.0, high=1.0)
+        if self.widening == "progressive" and (self.k is None or self.max_children is None or self.max_children < self.k):
+            raise ConfigError(f"{owner}: widening='progressive' needs k and max_children >= k (got k={self.k}, max_children={self.max_children})")
 
 
 def run(
@@ -172,6 +194,7 @@ class _Search:
         self.A = 1
         self.tree = None
         self.unexplored = 0  # action slots of expanded states not yet taken: 0 means exhausted
+        self.pool: dict[int, list] = {}  # tool states: proposals held back for progressive widening
 
     # -- the search -----------------------------------------------------------------------------
 
@@ -187,11 +210,14 @@ class _Search:
                 return self._result("done")
             if root.finished:
                 return self._result("exhausted")
+            if cfg.widening == "progressive":
+                self.A = cfg.max_children
             first = self._successors([root])[0]
-            self.A = max(1, cfg.k if cfg.k is not None else len(first))
+            if cfg.widening != "progressive":
+                self.A = max(1, cfg.k if cfg.k is not None else len(first))
             if not first:
                 return self._result("exhausted")
-            self.slots[root.index] = first[: self.A]
+            self.slots[root.index] = self._take(root, first)
             self.unexplored = len(self.slots[root.index])
             logits, invalid = self._priors([root])
             reason = {"why": None}
@@ -210,7 +236,7 @@ class _Search:
                 RootFnOutput(prior_logits=logits, value=value, embedding=np.array([root.index], np.int64)),
                 self._recurrent, cfg.simulations, invalid_actions=invalid, max_depth=cfg.max_depth, num_leaves=cfg.leaves,
                 dirichlet_fraction=0.0, pb_c_init=cfg.c_puct, pb_c_base=cfg.c_base, rng=cfg.seed,
-                should_stop=should_stop)
+                should_stop=should_stop, widen=self._widen if cfg.widening == "progressive" else None)
             self.tree = out.search_tree
             if reason["why"] is not None:
                 stopped = reason["why"]
@@ -246,7 +272,7 @@ class _Search:
         grow = [c for c, t in zip(children, terminal) if not t and c.index not in self.slots]
         if grow:
             for c, succ in zip(grow, self._successors(grow)):
-                self.slots[c.index] = succ[: self.A]
+                self.slots[c.index] = self._take(c, succ)
                 self.unexplored += len(self.slots[c.index])
         for i, c in enumerate(children):  # a state with no successors is a dead end
             if not terminal[i] and not self.slots.get(c.index):
@@ -258,10 +284,54 @@ class _Search:
 
     # -- successors, priors, values -------------------------------------------------------------
 
+    def _take(self, state: State, successors: list) -> list:
+        """The successors a newly expanded state starts with (the rest of a tool state's
+        proposals wait in ``pool`` for progressive widening)."""
+        start = self.config.k if self.config.widening == "progressive" else self.A
+        if self.tools:
+            self.pool[state.index] = list(successors[start:self.A])
+            self.unexplored += len(self.pool[state.index])  # slots widening may still open
+        elif self.config.widening == "progressive" and successors:
+            self.unexplored += self.A - min(start, len(successors))
+        return list(successors[:start])
+
+    def _widen(self, t) -> None:
+        """Before a pass: give visited, open states below their allowance more successors."""
+        cfg, tree = self.config, self.trace.tree
+        n = int(t.num_nodes[0])
+        visits = t.node_visits[0, :n]
+        allowed = np.minimum(self.A, np.maximum(cfg.k, np.ceil(cfg.pw_c * visits.astype(np.float64) ** cfg.pw_alpha))).astype(int)
+        have = (~t.children_invalid[0, :n]).sum(-1)
+        todo = [(node, int(allowed[node] - have[node])) for node in np.flatnonzero((visits > 0) & ~t.terminal[0, :n] & (have < allowed))]
+        todo = [(node, need) for node, need in todo if self.slots.get(int(t.embeddings[0, node]))]  # expanded, not a dead end
+        if self.tools:
+            todo = [(node, min(need, len(self.pool.get(int(t.embeddings[0, node]), [])))) for node, need in todo]
+            todo = [(node, need) for node, need in todo if need > 0]
+        if not todo:
+            return
+        states = [tree[int(t.embeddings[0, node])] for node, _ in todo]
+        if self.tools:
+            extra = []
+            for s, (_, need) in zip(states, todo):
+                extra.append(self.pool[s.index][:need])
+                self.pool[s.index] = self.pool[s.index][need:]
+        else:
+            step = Step(max_tokens=self.trace.step_tokens(sum(need for _, need in todo), cfg.step_tokens), stop=cfg.stop)
+            extra = self.gen.expand(states, [need for _, need in todo], step=step, **cfg.sampling(20_000 + self.calls))
+            self.trace.add([c for group in extra for c in group])
+        for (node, _), s, more in zip(todo, states, extra):
+            self.slots[s.index].extend(more)  # counted in `unexplored` since their state's expansion
+            logits, invalid = self._priors([s])
+            t.children_prior_logits[0, node] = np.where(invalid[0], np.finfo(np.float64).min, logits[0])
+            t.children_invalid[0, node] = invalid[0]
+            z = np.where(invalid[0], -np.inf, logits[0])
+            p = np.exp(z - z.max())
+            t.children_priors[0, node] = p / p.sum()
+
     def _successors(self, states: list[State]) -> list[list]:
         cfg = self.config
-        if self.tools:
-            return self.gen.propose(states, cfg.k)
+        if self.tools:  # under widening, all up to max_children: the first k open, the rest pooled
+            return self.gen.propose(states, self.A if cfg.widening == "progressive" else cfg.k)
         rows = len(states) * cfg.k
         step = Step(max_tokens=self.trace.step_tokens(rows, cfg.step_tokens), stop=cfg.stop)
         kids = self.gen.expand(states, cfg.k, step=step, **cfg.sampling(self.calls))

@@ -156,6 +156,7 @@ def muzero_policy(
     should_stop: ShouldStop | None = None,
     progress: Progress | None = None,
     capacity: int | None = None,
+    widen: Callable[[Tree], None] | None = None,
 ) -> PolicyOutput:
     """MuZero search with PUCT selection; returns visit-count policy and a sampled action.
 
@@ -196,6 +197,7 @@ def muzero_policy(
         progress: ``(simulations_done) -> None``, called after each pass.
         capacity: first node capacity per tree (default ``S + 1``, or ``OPEN_CAPACITY + 1`` when
             ``num_simulations`` is None); the tree grows past it as needed, with the same result.
+        widen: ``(tree) -> None``, called before each pass (see :func:`run_search`).
 
     Returns:
         ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
@@ -251,7 +253,8 @@ def muzero_policy(
 
     tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
                       params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
-                      backend=backend, should_stop=should_stop, progress=progress, capacity=capacity)
+                      backend=backend, should_stop=should_stop, progress=progress, capacity=capacity,
+                      widen=widen)
 
     weights = tree.summary().visit_probs  # [B, A]
     act_logits = np.log(np.maximum(weights, _TINY))
@@ -382,7 +385,8 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
                select: Select, *, params: Any = None, rng: np.random.Generator | None = None,
                max_depth: int | None = None, num_leaves: int = 1, backend: str = "numba",
                extra_data: dict | None = None, should_stop: ShouldStop | None = None,
-               progress: Progress | None = None, capacity: int | None = None) -> Tree:
+               progress: Progress | None = None, capacity: int | None = None,
+               widen: Callable[[Tree], None] | None = None) -> Tree:
     """Allocate the trees, fill the roots, and run the select / evaluate / expand-and-backup loop.
 
     Args:
@@ -411,6 +415,9 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             + k > N``) the trees are copied into arrays of ``max(2 N, max_b num_nodes[b] + k)``
             slots (:func:`ponder.kernels.mcts.grow_tree`); the nodes are the same as with a large
             enough ``capacity`` from the start.
+        widen: ``(tree) -> None``, called with the current tree before each pass's selection
+            (progressive widening: it may make more actions of a visited node valid, writing
+            their ``children_invalid``, ``children_prior_logits`` and ``children_priors``).
 
     Returns:
         The :class:`Tree`; ``tree.extra_data["num_simulations_done"]`` (int, ``S`` when complete) and
@@ -448,6 +455,8 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             buffers[k] = (np.empty((B, k), np.intp), np.empty((B, k), np.intp), np.empty((B, k), np.intp),
                           np.empty((B, k), np.bool_), np.empty((B, k), np.intp))
         parent, action, leaf, evaluate, rows = buffers[k]
+        if widen is not None:
+            widen(t)
         M = select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
         if M == B * k:  # every leaf needs the model (always, without terminal nodes)
             picked = None

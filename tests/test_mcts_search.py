@@ -97,3 +97,25 @@ def test_bad_configuration_is_refused(gen):
     with pytest.raises(ConfigError, match="leaves"):
         MCTSConfig(leaves=0)
     assert not math.isnan(MCTSConfig().c_puct)
+
+
+def test_progressive_widening_adds_children_to_visited_states(lm):
+    r = ponder.search("mcts", lm, LETTERS, "Hi", simulations=20, k=2, widening="progressive", max_children=5, step_tokens=4, seed=0)
+    kids: dict[int, int] = {}
+    for node in r.tree[1:]:
+        kids[node.parent.index] = kids.get(node.parent.index, 0) + 1
+    assert max(kids.values()) > 2  # some state grew past k
+    assert max(kids.values()) <= 5  # never past max_children
+    root_visits = r.tree[0].meta["visits"]
+    assert kids[0] <= max(2, math.ceil(root_visits ** 0.5))  # the allowance at the root's visits
+    with pytest.raises(ConfigError, match="max_children >= k"):
+        MCTSConfig(widening="progressive", k=4, max_children=2)
+
+
+def test_progressive_widening_over_tool_calls_opens_the_held_back_calls(gen):
+    r = ponder.search("mcts", gen, Oracle("states"), "4 9 10 13", simulations=60, k=3, widening="progressive", max_children=36)
+    kids: dict[int, int] = {}
+    for node in r.tree[1:]:
+        kids[node.parent.index] = kids.get(node.parent.index, 0) + 1
+    assert kids[0] > 3  # the root ran calls beyond its first three
+    assert r.stopped == "done" and r.info["simulations"] == 60  # held-back calls keep the tree open
