@@ -21,6 +21,11 @@ result to score it (a value over states) counts that call as executed; a policy 
   -log of a call's frequency among the samples), with the learned value; on a fixed 50 of the
   puzzles (the first 50 rows from 800), since every expansion is an LM call.
 
+Beside the searches, ``--value-auc N`` judges N held-out depth-1 states (one random legal call from
+each of the first N puzzles of row 800+, seeded) with the learned value and with SmolLM2 as a value
+(``game24_lm_value``: sure / likely / impossible read from one next-token distribution) and reports
+each one's AUC against the exact solver.
+
 Results are appended per (method, puzzle) to ``bench/results/game24.jsonl`` and reused, so a run
 can be stopped and resumed; the summary covers what is stored.
 
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lm", default=None, help="model for astar_lm (default smollm2)")
     p.add_argument("--data", type=Path, default=None, help="another game24.csv")
     p.add_argument("--time-limit", type=float, default=None, help="stop starting new puzzles after this many seconds")
+    p.add_argument("--value-auc", type=int, default=0, help="also judge N held-out depth-1 states with the learned and the LM value")
     args = p.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in methods if m not in METHODS]
@@ -174,14 +180,41 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"[game24] {m}: {n + 1}/{len(rows)} (row {i}: solved={out['solved']}, ops={out['ops']}, {out['seconds']:.1f} s)", flush=True)
     kept = {k: v for k, v in done.items() if k[1] in puzzles and k[0] in methods}
     table, metrics = summarise(kept, methods, puzzles)
+    if args.value_auc:
+        metrics += value_aucs(list(puzzles.values())[: args.value_auc], args.lm)
     cols = ["method", "puzzles", "solved", "ops_mean", "ops_median", "ops_max", "ops_mean_solved", "scored_mean", "seconds_mean", "tokens_mean"]
     md = ("# Game of 24 as tool calls (rows 800+ of game24.csv)\n\n"
           f"At most {OPS_CAP} operations (executed arithmetic calls) per puzzle; `scored_mean` counts candidate calls a policy judged "
           "before running them. Unsolved puzzles count with the operations they spent.\n\n"
           + markdown_table(table, cols)
           + "\n\nAnchor (another split): IGE reports plain DFS needing 550 operations for all 100 Tree-of-Thoughts test puzzles, 135.7 on average."
-          + "\n\nCommand: `python -m bench game24`")
+          + "\n\nCommand: `python -m bench game24" + (f" --value-auc {args.value_auc}" if args.value_auc else "") + "`")
     write_results("game24", {"rows": metrics, "methods": table, "ops_cap": OPS_CAP, "first_row": FIRST_ROW}, md, metrics=metrics)
+
+
+def value_aucs(puzzles: list[str], lm_path=None) -> list[dict]:
+    """AUC of the learned value and of SmolLM2's value on one random depth-1 state per puzzle."""
+    import random
+
+    import ponder
+    from ponder.models import game24
+    from ponder.verifiers.game24 import Game24Value
+    from ponder.verifiers.lm_judge import game24_lm_value
+
+    rng = random.Random(0)
+    states = []
+    for p in puzzles:
+        w = game24.start(p)
+        op, a, b = rng.choice(game24.moves(w))
+        states.append(game24.apply(w, a, b, game24.TOOLS[op](a, b)))
+    labels = np.array([game24.solvable(s) for s in states])
+    out = []
+    for name, judge in (("learned value", Game24Value()), ("SmolLM2 value", game24_lm_value(ponder.load(lm_path or "smollm2")))):
+        v = np.asarray(judge.score([None] * len(states), states))
+        pos, neg = v[labels], v[~labels]
+        auc = float(np.mean([(x > y) + 0.5 * (x == y) for x in pos for y in neg])) if len(pos) and len(neg) else None
+        out.append(metric(f"{name}: AUC on {len(states)} held-out depth-1 states ({int(labels.sum())} solvable)", None if auc is None else round(auc, 3), None))
+    return out
 
 
 def _rows_for(method: str, puzzles: dict, args) -> list[int]:
