@@ -16,8 +16,9 @@ finished answer the search produces and records the tokens computed (prefill + d
 search's ledger) when the first correct one appears. The found rate at budget ``T`` is the share
 of problems whose first correct answer came at or below ``T`` tokens computed.
 
-Results are appended per (method, problem) to ``bench/results/tree_gsm8k.jsonl`` and reused, so
-the run can be stopped and resumed (``--time-limit``); the summary covers what is stored.
+Results are appended per (method, problem) to ``bench/results/tree_gsm8k.jsonl`` and reused when
+their top budget equals ``--tokens``, so the run can be stopped and resumed (``--time-limit``); the
+summary covers what is stored at that budget.
 
     python -m bench tree_gsm8k [--problems 50] [--tokens 1500] [--methods mcts,dvts,beam,best_of_n]
 """
@@ -99,7 +100,7 @@ def run_one(lm, method: str, problem: dict, tokens: int, seed: int) -> dict:
     t0 = time.perf_counter()
     r = ponder.search(algo, watch, terminal_oracle(problem["reference"]), problem["question"] + INSTRUCTION,
                       budget={"tokens": tokens}, temperature=0.7, max_new_tokens=256, seed=seed, **options)
-    return {"method": method, "index": problem["index"], "found_at": watch.found_at, "finished": watch.finished,
+    return {"method": method, "index": problem["index"], "budget": tokens, "found_at": watch.found_at, "finished": watch.finished,
             "computed_tokens": int(r.ledger.computed_tokens), "generated_tokens": int(r.ledger.generated_tokens),
             "seconds": time.perf_counter() - t0, "stopped": r.stopped,
             "answer_right": bool(accept(problem["question"], r.answer)) if isinstance(r.answer, str) else False}
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         for line in LOG.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                done[(r["method"], r["index"])] = r
+                if r.get("budget", 1000) == args.tokens:  # only runs at this top budget are reused
+                    done[(r["method"], r["index"])] = r
     todo = [(m, pr) for pr in problems for m in methods if (m, pr["index"]) not in done]  # methods interleaved per problem
     if todo:
         import torch
