@@ -12,7 +12,8 @@ figures measure how fast a search *finds* an accepted answer (as pass@k does), n
 deployed search would reach without the reference.
 
 Anytime curves from one run at the top budget: a wrapper around the generator watches every
-finished answer the search produces and records the tokens computed (prefill + decode, from the
+answer the search produces (a node that finished, or whose text states "the answer is", the
+same rule by which the tree's verifier switches to the reference) and records the tokens computed (prefill + decode, from the
 search's ledger) when the first correct one appears. The found rate at budget ``T`` is the share
 of problems whose first correct answer came at or below ``T`` tokens computed.
 
@@ -62,7 +63,9 @@ class Watch:
         out = self.lm.expand(states, k, **options)
         for kids in out:
             for c in kids:
-                if c.finished:
+                # an answer is stated when the step says "the answer is": the model often goes on
+                # after it, so the node need not have finished (EOS) to hold its final number
+                if c.finished or "answer is" in c.text.lower():
                     self.finished += 1
                     if self.found_at is None and self.accept(c.text):
                         ledgers = active_ledgers()
