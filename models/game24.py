@@ -271,3 +271,111 @@ class Game24:
             "Numbers: 2 5 10 13 -> add(2, 10)\n"
             f"Numbers: {format_numbers(world)} ->"
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a written answer (an expression such as "(10 - 4) * (13 - 9)"), without eval.
+
+_TOKEN = re.compile(r"\s*(?:(\d+)|(.))")
+
+
+def evaluate(expression: str) -> tuple[Fraction, list[int]]:
+    """The exact value of an arithmetic expression over whole numbers with ``+ - * /`` and
+    parentheses (``x`` and ``×`` for times, ``÷`` for divide), and the numbers it uses.
+
+    A small recursive-descent parser; nothing is executed.
+
+    Raises:
+        ValueError: anything else in the text, unbalanced parentheses, division by zero.
+    """
+    tokens = []
+    for number, other in _TOKEN.findall(expression.strip()):
+        if number:
+            tokens.append(int(number))
+        elif other.strip():
+            op = {"x": "*", "×": "*", "÷": "/", "−": "-"}.get(other, other)
+            if op not in "+-*/()":
+                raise ValueError(f"unexpected {other!r} in {expression!r}")
+            tokens.append(op)
+    used: list[int] = []
+    pos = 0
+
+    def peek():
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take():
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def atom() -> Fraction:
+        t = take() if pos < len(tokens) else None
+        if isinstance(t, int):
+            used.append(t)
+            return Fraction(t)
+        if t == "(":
+            value = sum_()
+            if peek() != ")":
+                raise ValueError(f"unbalanced parentheses in {expression!r}")
+            take()
+            return value
+        if t == "-":
+            return -atom()
+        raise ValueError(f"expected a number or '(' in {expression!r}")
+
+    def product() -> Fraction:
+        value = atom()
+        while peek() in ("*", "/"):
+            op, rhs = take(), atom()
+            if op == "/" and rhs == 0:
+                raise ValueError(f"division by zero in {expression!r}")
+            value = value * rhs if op == "*" else value / rhs
+        return value
+
+    def sum_() -> Fraction:
+        value = product()
+        while peek() in ("+", "-"):
+            op, rhs = take(), product()
+            value = value + rhs if op == "+" else value - rhs
+        return value
+
+    if not tokens:
+        raise ValueError("empty expression")
+    value = sum_()
+    if pos != len(tokens):
+        raise ValueError(f"unexpected {tokens[pos]!r} in {expression!r}")
+    return value, used
+
+
+def check_answer(puzzle: str, text: str) -> tuple[bool, str]:
+    """Whether ``text`` solves ``puzzle``: its first expression (the left side of an ``=`` when
+    there is one, on the first non-empty line) uses each of the four numbers once and equals 24.
+    Returns ``(ok, why)``."""
+    numbers = sorted(int(x) for x in start(puzzle))
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    expr = line.split("=")[0].strip().strip("`$. ")
+    try:
+        value, used = evaluate(expr)
+    except ValueError as exc:
+        return False, str(exc)
+    if sorted(used) != numbers:
+        return False, f"uses {sorted(used)}, not the puzzle's {numbers}"
+    if value != TARGET:
+        return False, f"equals {format_number(value)}, not 24"
+    return True, "24"
+
+
+def expression(puzzle: str, calls) -> str:
+    """The calls of a path (``Call`` objects or ``(op, a, b)``) written as one expression over the
+    puzzle's numbers: ``(13 - 9) * (10 - 4)``."""
+    pool = [(Fraction(x), str(int(x))) for x in start(puzzle)]
+    for call in calls:
+        op, a, b = (call.tool, *call.args) if hasattr(call, "tool") else call
+        a, b = Fraction(a), Fraction(b)
+        ia = next(i for i, (v, _) in enumerate(pool) if v == a)
+        ea = pool.pop(ia)[1]
+        ib = next(i for i, (v, _) in enumerate(pool) if v == b)
+        eb = pool.pop(ib)[1]
+        pool.append((TOOLS[op](a, b), f"({ea} {SYMBOLS[op]} {eb})"))
+    text = " ".join(e for _, e in pool)
+    return text[1:-1] if len(pool) == 1 and text.startswith("(") and text.endswith(")") else text

@@ -148,3 +148,21 @@ def tiny_lm():
     from ponder.models import tiny_llama
 
     return tiny_llama(seed=0, context=1024)
+
+
+def test_written_answers_are_checked_exactly_without_eval():
+    assert game24.check_answer("4 9 10 13", "(10 - 4) * (13 - 9) = 24") == (True, "24")
+    assert game24.check_answer("3 3 8 8", "8 / (3 - 8 / 3)")[0]  # exact fractions
+    ok, why = game24.check_answer("3 3 8 8", "8 * 3 = 24")
+    assert not ok and "not the puzzle's" in why
+    ok, why = game24.check_answer("1 2 3 4", "__import__('os').system('true')")
+    assert not ok and "unexpected" in why
+    ok, why = game24.check_answer("1 2 3 4", "((1 + 2 + 3) * 4")
+    assert not ok and "unbalanced" in why
+    assert game24.check_answer("1 2 3 4", "(1 + 2 + 3) * 4")[0]
+
+
+def test_a_path_of_calls_reads_as_an_expression_that_checks():
+    for puzzle in ("3 3 8 8", "4 9 10 13", "1 8 12 12"):
+        expr = game24.expression(puzzle, game24.solution(game24.start(puzzle)))
+        assert game24.check_answer(puzzle, expr) == (True, "24"), expr
