@@ -103,6 +103,15 @@ def aggregate(how: str, step_scores: Sequence[float]) -> float:
     return float(math.prod(step_scores))
 
 
+def score_paths(verifier: Any, children: Sequence[Node], how: str) -> None:
+    """Score ``children`` with the process verifier and set each one's path score,
+    ``meta["path_score"] = agg(parent's path score, step score)`` (the step score alone below the
+    root)."""
+    for child, s in zip(children, score_states(verifier, children)):
+        parent_score = child.parent.meta.get("path_score")
+        child.meta["path_score"] = aggregate(how, [s] if parent_score is None else [parent_score, s])
+
+
 def run(
     generator: Any,
     verifier: Any,
@@ -163,11 +172,7 @@ def run(
             children = [child for kids in expanded for child in kids]  # [C]
             trace.add(children)
 
-            step_scores = score_states(verifier, children)  # [C]
-            for child, s in zip(children, step_scores):
-                parent_score = child.parent.meta.get("path_score")
-                path = [s] if parent_score is None else [parent_score, s]
-                child.meta["path_score"] = aggregate(config.aggregation, path)
+            score_paths(verifier, children, config.aggregation)
 
             completed += [c for c in children if c.finished]
             open_children = [c for c in children if not c.finished]

@@ -35,12 +35,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from ponder.search.beam import AGGREGATIONS, RANKINGS, aggregate
+from ponder.search.beam import AGGREGATIONS, RANKINGS, score_paths
 from ponder.search.config import SamplingConfig, check_int, check_option, stop_strings
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import ConfigError, Node, Step
 from ponder.search.result import SearchResult, Trace
-from ponder.search.verify import require_verifier, score_states
+from ponder.search.verify import require_verifier
 
 NAME = "dvts"
 __all__ = ["DVTSConfig", "NAME", "run"]
@@ -149,10 +149,7 @@ def run(
                 expanded = [kids[j * m:(j + 1) * m] for j in range(T)]
             children = [c for group in expanded for c in group]
             trace.add(children)
-            step_scores = score_states(verifier, children)
-            for child, s in zip(children, step_scores):
-                parent_score = child.parent.meta.get("path_score")
-                child.meta["path_score"] = aggregate(config.aggregation, [s] if parent_score is None else [parent_score, s])
+            score_paths(verifier, children, config.aggregation)
             for i, group in zip(active, expanded):
                 if not group:  # cut by the budget: the subtree keeps its leaf, open
                     continue
