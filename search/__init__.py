@@ -102,6 +102,8 @@ ALGORITHMS: dict[str, Algorithm] = {
     "astar": Algorithm("astar", "AStarConfig", verifier_kind="process"),
     "dvts": Algorithm("dvts", "DVTSConfig", verifier_kind="process"),
     "mcts": Algorithm("mcts", "MCTSConfig", verifier_kind="process"),
+    "fk": Algorithm("fk", "FKConfig"),
+    "smc": Algorithm("smc", "SMCConfig", verifier_kind="process"),
 }
 
 # public name -> the module of ponder.search that defines it
@@ -110,6 +112,8 @@ _LAZY = {
     "BeamConfig": "beam",
     "BestOfNConfig": "best_of_n",
     "DVTSConfig": "dvts",
+    "FKConfig": "fk",
+    "SMCConfig": "smc",
     "MCTSConfig": "mcts",
     "RebaseConfig": "rebase",
     "Budget": "ledger",
@@ -124,6 +128,7 @@ _LAZY = {
     "ToolState": "protocols",
     "State": "protocols",
     "Step": "protocols",
+    "LatentState": "protocols",
     "SearchConfig": "config",
     "SamplingConfig": "config",
     "SearchResult": "result",
@@ -133,7 +138,7 @@ _LAZY = {
 }
 
 
-_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "dvts", "errors", "ledger", "mcts", "mcts_policies", "protocols", "rebase", "result", "scoring", "verify")
+_SUBMODULES = ("answers", "astar", "beam", "best_of_n", "config", "dvts", "errors", "fk", "ledger", "mcts", "mcts_policies", "protocols", "rebase", "result", "scoring", "smc", "verify")
 
 
 def __getattr__(name: str) -> Any:

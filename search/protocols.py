@@ -13,12 +13,13 @@ subclass        what it adds                               issue
 ==============  =========================================  ==================================
 :class:`Node`   a position in a token trie: tokens, text   text searches (LM)
 latent          x_t, t, x0 prediction                      particle steering (diffusion)
+                (:class:`LatentState`)
 simulator       snapshot, frame, reward                    Go-Explore
 tool call       the call made and its result, the world    A* and MCTS over tool calls
                 it left (:class:`ToolState`)
 ==============  =========================================  ==================================
 
-(latent and simulator states arrive with their families' issues, on this base).
+(simulator states arrive with their family's issue, on this base).
 
 Generators answer one expansion protocol (:class:`Expander`): ``root(...)`` makes the depth-0
 state and ``expand(states, k=1, *, actions=None, **options)`` its successors, ``out[i][j]``
@@ -47,6 +48,7 @@ __all__ = [
     "FINISH_REASONS",
     "Generator",
     "KINDS",
+    "LatentState",
     "Node",
     "Observation",
     "PonderError",
@@ -300,6 +302,61 @@ class ToolState(State):
     def __repr__(self) -> str:
         return (f"ToolState(index={self.index}, depth={self.depth}, call={self.call}, "
                 f"observation={self.observation}, solved={self.solved}, world={self.world!r})")
+
+
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
+class LatentState(State):
+    r"""A diffusion particle: the sample :math:`x_t` at one step of a denoising schedule.
+
+    A root (``step == -1``) holds no sample: expanding it draws :math:`x_T` from the prior. Every
+    later state is one denoising step further, :math:`x_{t_{i}} \to x_{t_{i+1}}`, and holds the
+    model's prediction :math:`\hat x_0(x_t)` made on the way (what intermediate rewards judge).
+    The state after the last step is ``finished``, and its ``x`` is the sample.
+
+    Tensors are the generator's (torch, one particle each, no batch axis); the search code never
+    looks inside them, it stacks nothing and only reads :attr:`candidate`.
+
+    Attributes (beyond :class:`State`'s):
+        x: the sample :math:`x_t` (latent or pixel space), None at the root.      # [C, H, W]
+        x0: the prediction :math:`\hat x_0` made from the parent's sample (None at the root and
+            at the first sample, which no denoiser has seen).                       # [C, H, W]
+        t: the scheduler's timestep of ``x`` (None at the root; 0 after the last step).
+        step: the position in the schedule: -1 root, 0 just drawn :math:`x_T`, ``steps`` done.
+        steps: the schedule's length (denoising steps from :math:`x_T` to the sample).
+        image: pixels of ``x0`` (or of ``x`` once finished) when the generator had to decode
+            latents for a reward (``generator.decode``); None until then.       # [3, H', W']
+        latent: True when ``x`` lives in a VAE's latent space.
+    """
+
+    x: Any = None
+    x0: Any = None
+    t: int | None = None
+    step: int = -1
+    steps: int = 0
+    image: Any = None
+    latent: bool = False
+
+    @property
+    def candidate(self) -> Any:
+        """What a reward judges: the pixels of the x0 prediction (the sample itself once finished).
+
+        Raises:
+            PonderError: a latent state whose pixels were not decoded (the generator's
+                ``decode(states)`` decodes them in batches).
+        """
+        if self.image is not None:
+            return self.image
+        if self.latent:
+            raise PonderError(f"{self!r} is latent and its pixels were not decoded: call generator.decode(states) first")
+        return self.x if self.finished or self.x0 is None else self.x0
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "parent": None if self.parent is None else self.parent.index, "depth": self.depth,
+                "step": self.step, "steps": self.steps, "t": self.t, "finished": self.finished, "latent": self.latent,
+                "logprob": plain_data(self.logprob), "scores": plain_data(self.scores), "meta": plain_data(self.meta)}
+
+    def __repr__(self) -> str:
+        return f"LatentState(index={self.index}, step={self.step}/{self.steps}, t={self.t}, finished={self.finished})"
 
 
 @dataclasses.dataclass(frozen=True)
