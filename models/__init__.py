@@ -1,6 +1,7 @@
 """Generators: language models over a shared-prefix KV cache, and tools as a generator
 (:mod:`ponder.models.tools`, with the Game of 24 environment in :mod:`ponder.models.game24`);
-diffusion pipelines and simulators arrive with their algorithm families.
+diffusers pipelines as particle generators (:mod:`ponder.models.diffusion`); simulators arrive
+with their algorithm family.
 
 Names resolve lazily, so ``import ponder.models.tools`` or ``ponder.models.game24`` (pure Python)
 does not import torch; ``ponder.models.LM`` and the other LM names load it on first use.
@@ -24,6 +25,11 @@ _LAZY = {
     "smollm2_gguf": "loading",
     "Sampling": "sampling",
     "tiny_llama": "tiny",
+    "tiny_unet": "tiny",
+    "tiny_text_to_image": "tiny",
+    "tiny_dit": "tiny",
+    "Diffusion": "diffusion",
+    "MissingVAE": "diffusion",
     "tiny_tokenizer": "tiny",
     "Tools": "tools",
     "ToolGenerator": "tools",

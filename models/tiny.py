@@ -97,3 +97,53 @@ def tiny_llama(*, seed: int = 0, layers: int = 2, hidden: int = 64, heads: int =
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     lm_kwargs.setdefault("name", "tiny-llama")
     return LM(model, tokenizer, **lm_kwargs)
+
+
+def tiny_unet(*, seed: int = 0, size: int = 8, channels: int = 1, class_embeds: int | None = None):
+    """A random-initialised pixel ``UNet2DModel`` (two resolutions, no attention; ~60k parameters)."""
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(seed)
+    return UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, block_out_channels=(16, 32),
+                       layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8, num_class_embeds=class_embeds)
+
+
+def tiny_text_to_image(*, seed: int = 0, scheduler: str = "ddpm", vae: bool = True):
+    """A random-initialised latent text-to-image ``StableDiffusionPipeline``, built from configs.
+
+    UNet2DConditionModel on 4 x 8 x 8 latents with cross-attention to a 2-layer CLIP text encoder
+    (the tiny BPE tokenizer, 16 tokens), and an AutoencoderKL decoding them to 3 x 16 x 16 pixels.
+    ``vae=False`` leaves the pipeline's VAE slot empty (a latent pipeline without a VAE).
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    tokenizer.model_max_length = 16
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+                                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                                cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
+    autoencoder = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+                                down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                                norm_num_groups=8, sample_size=16)
+    kinds = {"ddpm": DDPMScheduler, "euler_ancestral": EulerAncestralDiscreteScheduler}
+    extra = {"clip_sample": False} if scheduler == "ddpm" else {}
+    sched = kinds[scheduler](num_train_timesteps=100, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, **extra)
+    return StableDiffusionPipeline(vae=autoencoder if vae else None, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=sched,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def tiny_dit(*, seed: int = 0, classes: int = 10):
+    """A random-initialised class-conditional DiT (``DiTTransformer2DModel``, 2 layers, learned
+    variance) on 4 x 8 x 8 latents, with a DDPM scheduler; no VAE (latents only)."""
+    from diffusers import DDPMScheduler, DiTTransformer2DModel
+
+    torch.manual_seed(seed)
+    model = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
+                                  sample_size=8, patch_size=2, num_embeds_ada_norm=classes, norm_num_groups=8)
+    return model, DDPMScheduler(num_train_timesteps=100)
