@@ -42,6 +42,11 @@ bon         alias of best_of_n
 majority    best_of_n with ``mode="majority"``
 beam        :mod:`ponder.search.beam`           :class:`BeamConfig`     process
 rebase      :mod:`ponder.search.rebase`         :class:`RebaseConfig`   process
+astar       :mod:`ponder.search.astar`          :class:`AStarConfig`    process / heuristic
+mcts        :mod:`ponder.search.mcts`           :class:`MCTSConfig`     process / value
+dvts        :mod:`ponder.search.dvts`           :class:`DVTSConfig`     process
+fk          :mod:`ponder.search.fk`             :class:`FKConfig`       outcome (the reward)
+smc         :mod:`ponder.search.smc`            :class:`SMCConfig`      process / outcome
 ==========  ==================================  ======================  ====================
 """
 
