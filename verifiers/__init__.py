@@ -18,6 +18,10 @@ length          ``-per_token * n_tokens``                                    pro
 arithmetic      share of correct ``a op b = c`` equations (a calculator)     process
 game24_value    P(a Game of 24 state can still reach 24), a learned MLP      process
 game24_policy   P(a call leads to a solvable state), scored before it runs   process
+digit_class     log p(target | x) for an 8x8 digit image, a small CNN        outcome
+                robust to blurry x0 predictions (target: an int, or the
+                prompt)
+digit_judge     the same from a CNN trained on a disjoint split (grading)    outcome
 ==============  ==========================================================  ========
 
 Third-party verifiers register through the ``ponder.verifiers`` entry-point group.
@@ -48,8 +52,23 @@ def game24_policy(**options):
     return Game24Policy(**options)
 
 
+def digit_class(**options):
+    """``log p(target | x)`` under the reward digit classifier (:class:`ponder.verifiers.digits.DigitClass`), imported on use."""
+    from ponder.verifiers.digits import digit_class as factory
+
+    return factory(**options)
+
+
+def digit_judge(**options):
+    """``log p(target | x)`` under the judge digit classifier (disjoint training split), imported on use."""
+    from ponder.verifiers.digits import digit_judge as factory
+
+    return factory(**options)
+
+
 for _name, _factory in (("math_answer", math_answer), ("regex", regex), ("refusal", refusal), ("length", length), ("arithmetic", arithmetic),
-                        ("game24_value", game24_value), ("game24_policy", game24_policy)):
+                        ("game24_value", game24_value), ("game24_policy", game24_policy),
+                        ("digit_class", digit_class), ("digit_judge", digit_judge)):
     register(_name, _factory, if_exists="replace")
 del _name, _factory
 
@@ -85,4 +104,6 @@ __all__ = [
     "check_equations",
     "game24_value",
     "game24_policy",
+    "digit_class",
+    "digit_judge",
 ]
