@@ -208,6 +208,7 @@ class Section:
 SECTIONS: dict[str, Section] = {
     "gsm8k": Section(gsm8k_section, 170, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
     "game24": Section(game24_section, 40, "Game of 24: SmolLM2 alone vs DFS vs A* over arithmetic tool calls with learned heuristics"),
+    "digits": Section(digits_section, 30, "FK steering of the digits DDPM to target classes vs plain sampling, judged by a second classifier"),
 }
 
 

@@ -278,3 +278,15 @@ def test_diffusion_step_returns_prev_sample_and_x0_prediction():
     assert prev.shape == x.shape and not torch.allclose(prev, gen.step(x, t, seed=1)[0])
     with pytest.raises(ConfigError, match="not on the 5-step schedule"):
         gen.step(x, t + 1)
+
+
+def test_the_digits_ddpm_loads_by_name_and_fk_steers_it_to_a_target_class():
+    from ponder.models.diffusion import Diffusion
+    from ponder.verifiers.digits import DigitClass
+
+    gen = ponder.load("digits-ddpm", steps=10)
+    assert isinstance(gen, Diffusion) and gen.space == "pixel" and gen.size == (8, 8)
+    result = ponder.search("fk", gen, DigitClass(), [3, 7], k=4, lam=2.0, every=2, seed=0)
+    best = best_per_prompt(result)
+    assert [b.prompt for b in best] == [3, 7] and all(b.finished and b.x.shape == (1, 8, 8) for b in best)
+    assert result.ledger.count("denoiser_evals") <= 2 * 4 * 10
