@@ -10,10 +10,18 @@ ResNet layer per block, no attention: 651k parameters, 2.6 MB in float32) predic
 trained on all 1797 digits (scaled to ``[-1, 1]``; the DDPM never sees labels) with the loss
 :math:`\lVert \epsilon_\theta(x_t, t) - \epsilon \rVert^2`, :math:`t` uniform over the
 ``DDPMScheduler``'s 1000 training steps. The weights shipped are an exponential moving average of
-the trained ones. The noise schedule is ``squaredcos_cap_v2`` (the cosine schedule of Nichol &
-Dhariwal 2021): on an image of 64 pixels the linear schedule's :math:`\bar\alpha_t` falls so fast
-that most of its timesteps are nearly pure noise, while the cosine one spends them evenly across
-noise levels; see ``weights/digits-ddpm/report.json`` for both compared by the judge classifier.
+the trained ones.
+
+The noise schedule is ``squaredcos_cap_v2`` (the cosine schedule of Nichol & Dhariwal 2021). On
+an image of 64 pixels the linear schedule's :math:`\bar\alpha_t` falls so fast that half of its
+timesteps are nearly pure noise (:math:`\bar\alpha_{500}` = 0.078 linear, 0.49 cosine). Measured
+with the same training (``--schedule linear``, 3000 steps, seed 0), judged by the judge classifier
+on 500 samples of 50 steps: mean max probability 0.984 cosine vs 0.972 linear (share above 0.9:
+95% vs 92%; real held-out digits: 0.992); and, what matters for steering, the model's
+:math:`\hat x_0` predictions stay readable longer: the reward classifier reads the class of noised
+held-out digits from them at 79% (cosine) vs 27% (linear) at :math:`t = 500`, 96% vs 74% at
+:math:`t = 300`, so a reward guides about half the schedule more. ``weights/digits-ddpm/report.json``
+has the shipped run's figures.
 
 :func:`load_pipeline` returns a ``DDPMPipeline`` (``unet`` and ``scheduler`` components) read
 from ``weights/digits-ddpm/`` (local files only, never a hub). :mod:`ponder.models.digits_train`
