@@ -26,13 +26,13 @@ $(STAMP): pyproject.toml setup.py $(wildcard kernels/*.pyx) | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m ponder.demo
+	$(PY) -P -m ponder.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -P -m pytest -q -m "not slow" tests
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -P -m pytest -q tests
 
 bench:
 	$(MAKE) EXTRAS=dev,bench install

@@ -84,6 +84,36 @@ def judge_cell(judge, reward, classes, images) -> dict:
             "diversity": float(np.mean(diversity)), "n": n}
 
 
+def first_per_class(images, classes) -> list:
+    """The answer of each class's first run, [10][8][8] in [0, 1] rounded (for the sample grid)."""
+    first = [classes.index(c) for c in range(10)]
+    x = ((images[first].float().clamp(-1, 1) + 1) / 2).reshape(10, 8, 8)
+    return np.round(x.numpy(), 3).tolist()
+
+
+def save_grid(rows, path) -> bool:
+    """A PNG: one row of 10 samples (targets 0..9) per method at k = 8, and plain sampling."""
+    chosen = [c for c in rows if c.get("samples") and (c["method"] == "plain" or c["k"] == 8)]
+    if not chosen:
+        return False
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return False
+    scale, label = 6, 110
+    grid = Image.new("L", (label + 10 * 8 * scale + 9 * 2, len(chosen) * (8 * scale + 2)), 255)
+    draw = ImageDraw.Draw(grid)
+    for r, cell in enumerate(chosen):
+        y = r * (8 * scale + 2)
+        name = cell["method"] if cell["method"] == "plain" else f"{cell['method']} k={cell['k']}"
+        draw.text((4, y + 8 * scale // 2 - 5), name, fill=0)
+        for c, img in enumerate(cell["samples"]):
+            tile = Image.fromarray((np.asarray(img) * 255).astype(np.uint8)).resize((8 * scale, 8 * scale), Image.NEAREST)
+            grid.paste(tile, (label + c * (8 * scale + 2), y))
+    grid.save(path)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench fk_digits", description=__doc__.split("\n")[0])
     p.add_argument("--ks", default="4,8,16")
@@ -92,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--every", type=int, default=5)
     p.add_argument("--lam", type=float, default=2.0)
     p.add_argument("--potentials", default=",".join(POTENTIALS))
+    p.add_argument("--report", action="store_true", help="only rewrite the report from stored cells")
     p.add_argument("--fresh", action="store_true", help="ignore stored cells")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
@@ -117,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
 
     todo = [("plain", 1)] + [(m, k) for k in ks for m in ["best-of-k"] + [f"fk-{q}" for q in potentials]]
     for method, k in todo:
-        if (method, k) in cells:
+        if (method, k) in cells or args.report:
             continue
         began = time.perf_counter()
         seed = 1000 * k + len(method)
@@ -129,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             images, led = answers_fk(gen, reward, classes, k, method[3:], steps=args.steps, every=args.every, lam=args.lam, seed=seed)
         cell = {"method": method, "k": k, **judge_cell(judge, reward, classes, images),
                 "denoiser_evals_per_run": led.count("denoiser_evals") / len(classes),
-                "reward_calls_per_run": led.count("items_scored") / len(classes), "seconds": time.perf_counter() - began}
+                "reward_calls_per_run": led.count("items_scored") / len(classes), "seconds": time.perf_counter() - began,
+                "samples": first_per_class(images, classes)}
         cells[(method, k)] = cell
         save()
         print(f"[fk_digits] {method} k={k}: accuracy {cell['accuracy']:.3f} +- {cell['se']:.3f}, reward {cell['reward']:.2f}, "
@@ -148,9 +180,11 @@ def report(cells, settings, ks):
         matched = [k for k in sorted(ks) if cells.get(("best-of-k", k), {}).get("accuracy", -1) >= fk8["accuracy"]]
         metrics.append(metric("smallest k at which best-of-k matches FK-max k=8", matched[0] if matched else None, None,
                               note=f"none of k in {ks}" if not matched else ""))
+    table = [{k: v for k, v in c.items() if k != "samples"} for c in rows]
     md = ["# FK steering of the digits DDPM (`python -m bench fk_digits`)", "",
           f"settings: {settings}; accuracy by the judge classifier (disjoint split), +- one standard error", "",
-          markdown_table(rows, ["method", "k", "accuracy", "se", "reward", "diversity", "denoiser_evals_per_run", "reward_calls_per_run", "seconds"])]
+          markdown_table(table, ["method", "k", "accuracy", "se", "reward", "diversity", "denoiser_evals_per_run", "reward_calls_per_run", "seconds"])]
+    save_grid(rows, RESULTS / "fk_digits_samples.png")
     write_results("fk_digits", {"settings": settings, "cells": rows}, "\n".join(md), metrics=metrics)
     try:
         import matplotlib

@@ -27,6 +27,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def _leave_the_checkout_off_the_path() -> None:
+    """Take the repository root off ``sys.path`` (``python -m ...`` run in the checkout puts it first).
+
+    Its top-level folders (kernels/, models/, search/, ...) are ponder's subpackages
+    (``ponder.kernels``, ...), never top-level modules, and on the path they shadow installed
+    distributions of the same name: transformers and diffusers import Hugging Face's
+    ``kernels`` when it is installed, and would get ours.
+    """
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(os.path.join(root, "kernels", "__init__.py")) and os.path.isfile(os.path.join(root, "pyproject.toml")):
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != root]
+
+
+_leave_the_checkout_off_the_path()
+
+
 def _make_search_callable() -> None:
     """Give ``ponder.search`` the front door's call (its package stays free of front-door imports)."""
     search = importlib.import_module("ponder.search")

@@ -8,6 +8,8 @@ it a tree), the :class:`~ponder.search.ledger.Ledger` of what it spent, and why 
   its step limit reached);
 - a budget cap's name (``"tokens"``, ``"verifier_calls"``, ``"nodes"``, ``"seconds"``): the
   budget ran out and the search stopped cleanly with the best so far;
+- ``"infeasible"``: every candidate violates a hard constraint (SMC: every particle has weight
+  0); the result has no candidate (``best`` None);
 - ``"interrupted"``: only on the ``partial`` result attached to an error raised out of the
   search (a :class:`~ponder.search.verify.VerifierError`, a
   :class:`~ponder.search.errors.SearchCancelled` after Ctrl-C or a cancel, or any other
@@ -42,7 +44,7 @@ from ponder.search.errors import ConfigError, PonderError, SearchCancelled, Sear
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.protocols import State, plain_data
 
-STOP_REASONS = ("done", "interrupted", "exhausted")  # or the name of the budget cap that ended the search
+STOP_REASONS = ("done", "interrupted", "exhausted", "infeasible")  # or the name of the budget cap that ended the search
 
 
 @dataclasses.dataclass(eq=False)
@@ -222,8 +224,9 @@ class Trace:
         return counts
 
     def result(self, candidates: Sequence[State], scores: Sequence[float], stopped: str, info: dict | None = None) -> SearchResult:
-        """The final result; ``candidates`` must be ranked best first and be non-empty."""
-        if not candidates:
+        """The final result; ``candidates`` must be ranked best first and be non-empty (except
+        when ``stopped="infeasible"``)."""
+        if not candidates and stopped != "infeasible":
             raise PonderError(
                 f"{self.algorithm} produced no candidates (stopped: {stopped}); the tree has {len(self.tree)} nodes. "
                 "Raise the budget or the step limits."

@@ -22,6 +22,9 @@ digit_class     log p(target | x) for an 8x8 digit image, a small CNN        out
                 robust to blurry x0 predictions (target: an int, or the
                 prompt)
 digit_judge     the same from a CNN trained on a disjoint split (grading)    outcome
+lipogram        1.0 when the text lacks a letter (either case); its          outcome
+                ``logits_hook(tokenizer)`` masks the vocabulary
+keyword         1.0 when a word occurs (whole word, within N tokens)         process
 ==============  ==========================================================  ========
 
 Third-party verifiers register through the ``ponder.verifiers`` entry-point group.
@@ -33,6 +36,7 @@ from ponder.verifiers.base import Verifier, VerifierError, run_token_verifier, r
 from ponder.verifiers.function import FunctionVerifier, verifier
 from ponder.verifiers.nodes import as_verifier, score_node_tokens, score_nodes
 from ponder.verifiers.compose import combine, product, threshold, weighted_sum
+from ponder.verifiers.constraints import Keyword, Lipogram, TokenMask
 from ponder.verifiers.registry import ENTRY_POINT_GROUP, available, get, refresh_plugins, register
 from ponder.verifiers.text import REFUSAL_PHRASES, length, refusal, regex
 
@@ -71,6 +75,8 @@ for _name, _factory in (("math_answer", math_answer), ("regex", regex), ("refusa
                         ("digit_class", digit_class), ("digit_judge", digit_judge)):
     register(_name, _factory, if_exists="replace")
 del _name, _factory
+register("lipogram", Lipogram, if_exists="replace")
+register("keyword", Keyword, if_exists="replace")
 
 __all__ = [
     "Verifier",
@@ -106,4 +112,7 @@ __all__ = [
     "game24_policy",
     "digit_class",
     "digit_judge",
+    "Lipogram",
+    "Keyword",
+    "TokenMask",
 ]
