@@ -36,7 +36,7 @@ test-all: $(STAMP)
 
 bench:
 	$(MAKE) EXTRAS=dev,bench install
-	$(PY) -m pip install -q --no-deps particles
+	$(PY) -m pip install -q --no-deps particles llamppl==0.2.3 genlm-backend==0.3.1
 	$(PY) -m bench all
 
 clean:

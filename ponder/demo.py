@@ -17,6 +17,12 @@ Sections today:
   an expression alone (greedy), checked exactly; DFS, A* with the learned value and A* with the
   learned policy call add/sub/mul/div tools on exact fractions, with the operations each tried.
 
+- **digits** (budget 30 s): FK steering of the digits DDPM (k = 8, max potential) to three
+  target classes vs plain sampling, judged by a second classifier; a sample grid PNG.
+- **lipogram** (budget 40 s): a sentence without the letter "e" on two topics: best-of-8,
+  locally constrained (masked) sampling and SMC with the same mask (8 particles), with fluency
+  (mean per-token log p under the unmasked model) and the tokens each computed.
+
 A family adds its section as one function ``section(args, lm) -> None`` and one entry of
 :data:`SECTIONS`. A section's budget is what it may spend on a quiet 2-core machine; the demo
 prints each section's budget beside its elapsed time, and the whole stays under 5 minutes. Data
@@ -185,6 +191,41 @@ def digits_section(args, lm) -> None:
     print(f"\nsamples (rows: plain, then FK; targets {', '.join(map(str, DIGIT_TARGETS))} in blocks of {runs}): {path}")
 
 
+LIPOGRAM_TOPICS = ("the ocean", "a rainy day")
+
+
+def lipogram_section(args, lm) -> None:
+    """A lipogram (no letter "e") by SMC over SmolLM2, beside best-of-N and locally constrained sampling."""
+    import ponder
+    from ponder.verifiers import Lipogram
+
+    no_e = Lipogram("e")
+    n, tokens = 8, 24
+    print(f"Write a sentence without the letter 'e'. Best-of-{n} samples freely and keeps a sample that passes, if any; "
+          f"locally constrained sampling masks every token with an 'e' (one sample); SMC runs {n} particles with the same "
+          f"mask, weights each by the probability mass the mask left (log p - log q) and resamples, so it keeps the "
+          f"continuations the model itself finds likely. Fluency: mean log p per token under the unmasked model "
+          f"(higher is better), at most {tokens} tokens.\n")
+    methods = {
+        f"best-of-{n}": lambda q, seed: ponder.search("best_of_n", lm, no_e, q, n=n, max_new_tokens=tokens, seed=seed),
+        "masked": lambda q, seed: ponder.search("smc", lm, None, q, n=1, mask=no_e, resample="never", max_new_tokens=tokens, seed=seed),
+        f"smc n={n}": lambda q, seed: ponder.search("smc", lm, no_e, q, n=n, mask=no_e, outcome="log", max_new_tokens=tokens,
+                                                   select="sample", seed=seed),
+    }
+    print(f"{'method':<10} {'no e':>5} {'fluency':>8} {'tokens':>7} {'seconds':>8}  text")
+    for i, topic in enumerate(LIPOGRAM_TOPICS):
+        prompt = f"Write one sentence about {topic}."
+        print(f"-- {prompt}")
+        for name, go in methods.items():
+            t0 = time.perf_counter()
+            r = go(prompt, args.seed + i)
+            best = r.best
+            ok = best is not None and no_e.holds(best.text)
+            fluency = f"{best.logprob / max(best.n_generated, 1):.2f}" if ok else "-"
+            text = best.text.strip().replace("\n", " ")[:60] if best is not None else ""
+            print(f"{name:<10} {'yes' if ok else 'no':>5} {fluency:>8} {r.ledger.computed_tokens:>7} {time.perf_counter() - t0:>8.1f}  {text!r}")
+
+
 def _save_grid(path: Path, rows) -> None:
     """Write image rows ([n, 1, 8, 8] in [-1, 1] each) as one upscaled greyscale PNG."""
     import numpy as np
@@ -209,6 +250,7 @@ SECTIONS: dict[str, Section] = {
     "gsm8k": Section(gsm8k_section, 170, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
     "game24": Section(game24_section, 40, "Game of 24: SmolLM2 alone vs DFS vs A* over arithmetic tool calls with learned heuristics"),
     "digits": Section(digits_section, 30, "FK steering of the digits DDPM to target classes vs plain sampling, judged by a second classifier"),
+    "lipogram": Section(lipogram_section, 40, "a sentence without 'e': SMC with a token mask vs best-of-N vs masked sampling, by fluency"),
 }
 
 

@@ -34,6 +34,9 @@ the hook's log-normaliser that the generator records per step in ``child.meta["l
 for a mask :math:`\delta_t(y_t) = 0` and the bracket is ``step_logprob - step_proposal_logprob``.
 The code uses the general form, :math:`\delta_t(y_t)` kept from the hook's call (so tempered or
 truncated proposals are corrected too); the tests check it equals the log-normaliser at T = 1.
+A ``guide`` changes only the proposal: tokens are drawn from :math:`z + \delta + \gamma` (e.g.
+:math:`\gamma` raising the first tokens of a required word), :math:`\gamma` is not part of
+:math:`\pi`, and the bracket above, with :math:`\log q` of that proposal, takes it back out.
 A row whose potential bans every token is *dead*: :math:`\log w = -\infty`, not extended again.
 The process term is a twist: :math:`\phi_s = e^{\lambda s_s}` with :math:`s_0 = 0` telescopes along
 a lineage to :math:`e^{\lambda s(y)}` of the final text (the verifier is called on every particle's
@@ -106,6 +109,11 @@ class SMCConfig(SamplingConfig):
             logits`` (``states[r]`` a row's parent and step tokens so far, ``logits`` [R, V]; banned
             tokens returned as ``-inf``, finite changes are log-potentials), or an object with
             ``logits_hook(tokenizer)`` building one (``ponder.verifiers.Lipogram``); None: none.
+        guide: a proposal-only hook of the same form (or an object with ``guide(tokenizer)``,
+            ``ponder.verifiers.Keyword``): its changes :math:`\\gamma` to the (masked) logits
+            shape what is sampled but not the target, entering the weight only through
+            :math:`\\log p - \\log q` (e.g. raising a required word's tokens, which the process
+            verifier then rewards). It must not ban a token the mask allows.
         lam: :math:`\\lambda >= 0`, the tilt of process scores and of ``outcome="exp"`` factors.
         outcome: how an outcome verifier's score :math:`r` weighs a finished particle: "exp"
             (:math:`e^{\\lambda r}`) or "log" (:math:`r` itself, which must be >= 0; 0 is a hard
@@ -128,6 +136,7 @@ class SMCConfig(SamplingConfig):
     stop: str | tuple[str, ...] = ()
     max_steps: int | None = None
     mask: Any = None
+    guide: Any = None
     lam: float = 10.0
     outcome: str = "exp"
     final: Any = None
@@ -148,6 +157,9 @@ class SMCConfig(SamplingConfig):
         if self.mask is not None and not (callable(self.mask) or callable(getattr(self.mask, "logits_hook", None))):
             raise ConfigError(f"{owner}.mask must be a logits hook fn(states, logits) -> logits, an object with "
                               f"logits_hook(tokenizer), or None; got {self.mask!r}")
+        if self.guide is not None and not (callable(self.guide) or callable(getattr(self.guide, "guide", None))):
+            raise ConfigError(f"{owner}.guide must be a logits hook fn(states, logits) -> logits, an object with "
+                              f"guide(tokenizer), or None; got {self.guide!r}")
         check_real(owner, "lam", self.lam, low=0.0)
         check_option(owner, "outcome", self.outcome, OUTCOMES)
         check_option(owner, "resample", self.resample, RESAMPLING)
@@ -201,7 +213,7 @@ def run(
     trace = Trace(NAME, config, budget, progress, cancel)
     swarm = _Swarm(config, np.random.default_rng(config.seed))
     with trace.running(lambda: swarm.ranked(final=False)):
-        hook = _TokenPotential.of(config.mask, generator)
+        hook = _TokenPotential.of(config.mask, config.guide, generator)
         root = generator.root(prompt)
         trace.add([root])
         swarm.start(root)
@@ -370,70 +382,93 @@ def _scores(verifier, nodes: Sequence[Node], positions: Sequence[int], n: int) -
 
 
 class _TokenPotential:
-    """The logits hook the generator calls, around the user's token potential.
+    """The logits hook the generator calls, around the user's token potential and guide.
 
-    It checks what the potential returns (a NaN or +inf is a VerifierError naming the particle),
-    keeps :math:`\\delta_t(y)` of rows whose potential is not a pure mask (a mask's is 0 on every
-    token it allows), and marks rows whose potential bans every token as dead (they are sampled
-    from the model instead, so decoding goes on, and get weight 0). Keys are (parent, step tokens
-    so far): the potential must be a function of the row's state.
+    The mask's adjusted logits :math:`z + \\delta` define the target; the guide's further
+    changes :math:`\\gamma` only shape the proposal (sampling from :math:`z + \\delta + \\gamma`),
+    so they enter the weight only through :math:`\\log p - \\log q`. It checks what both return
+    (a NaN or +inf is a VerifierError naming it and the particle), keeps :math:`\\delta_t(y)` of
+    rows whose potential is not a pure mask (a mask's is 0 on every token it allows), and marks
+    rows whose potential bans every token as dead (they are sampled from the model instead, so
+    decoding goes on, and get weight 0). Keys are (parent, step tokens so far): the potential
+    must be a function of the row's state.
     """
 
-    def __init__(self, fn: Callable, name: str):
-        self.fn, self.name = fn, name
+    def __init__(self, mask: Callable | None, guide: Callable | None, names: tuple[str | None, str | None]):
+        self.mask, self.guide = mask, guide
+        self.mask_name, self.guide_name = names
         self.delta: dict[tuple, np.ndarray] = {}  # (id(parent), step tokens) -> delta [V]
         self.dead: set[tuple] = set()
         self.positions: dict[int, int] = {}  # id(parent) -> a particle position (for messages)
 
     @classmethod
-    def of(cls, mask: Any, generator: Any) -> "_TokenPotential | None":
-        if mask is None:
+    def of(cls, mask: Any, guide: Any, generator: Any) -> "_TokenPotential | None":
+        if mask is None and guide is None:
             return None
-        name = getattr(mask, "name", None) or getattr(mask, "__name__", None) or type(mask).__name__
-        if callable(getattr(mask, "logits_hook", None)):
-            tokenizer = getattr(generator, "tokenizer", None)
-            if tokenizer is None:
-                raise ConfigError(f"smc mask {name!r} builds its hook from a tokenizer, but the generator {generator!r} has none")
-            mask = mask.logits_hook(tokenizer)
-        return cls(mask, str(name))
+        hooks, names = [], []
+        for what, builder, hook in (("mask", "logits_hook", mask), ("guide", "guide", guide)):
+            name = None if hook is None else str(getattr(hook, "name", None) or getattr(hook, "__name__", None) or type(hook).__name__)
+            if callable(getattr(hook, builder, None)):
+                tokenizer = getattr(generator, "tokenizer", None)
+                if tokenizer is None:
+                    raise ConfigError(f"smc {what} {name!r} builds its hook from a tokenizer, but the generator {generator!r} has none")
+                hook = getattr(hook, builder)(tokenizer)
+            hooks.append(hook)
+            names.append(name)
+        return cls(hooks[0], hooks[1], tuple(names))
 
     def begin(self, positions: dict[int, int]) -> None:
         self.delta.clear()
         self.dead.clear()
         self.positions = positions
 
-    def __call__(self, states, logits):
+    def _call(self, fn: Callable, name: str, states, logits):
         try:
-            adjusted = self.fn(states, logits)
+            adjusted = fn(states, logits)
         except VerifierError:
             raise
         except Exception as exc:  # noqa: BLE001 - the one failure path: a VerifierError naming the potential
-            raise VerifierError(self.name, f"raised {type(exc).__name__}: {exc}", batch_size=len(states)) from exc
-        z = np.asarray(logits, dtype=np.float32)        # [R, V]
+            raise VerifierError(name, f"raised {type(exc).__name__}: {exc}", batch_size=len(states)) from exc
+        if tuple(adjusted.shape) != tuple(logits.shape):
+            raise VerifierError(name, f"returned logits of shape {tuple(adjusted.shape)}, expected {tuple(logits.shape)}",
+                                batch_size=len(states))
         a = np.asarray(adjusted, dtype=np.float32)      # [R, V]
-        if a.shape != z.shape:
-            raise VerifierError(self.name, f"returned logits of shape {a.shape}, expected {z.shape}", batch_size=len(states))
         bad = np.isnan(a) | (a == np.inf)
         if bad.any():
             r, v = (int(x) for x in np.argwhere(bad)[0])
             parent = states[r].parent
-            raise VerifierError(self.name, f"returned {a[r, v]} at token {v}", index=self.positions.get(id(parent)),
+            raise VerifierError(name, f"returned {a[r, v]} at token {v}", index=self.positions.get(id(parent)),
                                 text=parent.text, node_id=parent.index)
-        finite = np.isfinite(a)                          # [R, V]
-        dead = ~finite.any(axis=1)                       # [R]
-        delta = np.where(finite, a - z, 0.0)             # [R, V]
-        soft = (delta != 0).any(axis=1)                  # [R]: not a pure mask
-        for r in np.flatnonzero(soft | dead):
-            key = (id(states[r].parent), tuple(states[r].step_tokens))
-            if dead[r]:
-                self.dead.add(key)
-            else:
-                self.delta[key] = delta[r]
-        if dead.any():
-            adjusted = adjusted.clone()
-            for r in np.flatnonzero(dead):
-                adjusted[int(r)] = logits[int(r)]
-        return adjusted
+        return adjusted, a
+
+    def __call__(self, states, logits):
+        target = logits
+        if self.mask is not None:
+            target, a = self._call(self.mask, self.mask_name, states, logits)
+            z = np.asarray(logits, dtype=np.float32)     # [R, V]
+            finite = np.isfinite(a)                      # [R, V]
+            dead = ~finite.any(axis=1)                   # [R]
+            delta = np.where(finite, a - z, 0.0)         # [R, V]
+            soft = (delta != 0).any(axis=1)              # [R]: not a pure mask
+            for r in np.flatnonzero(soft | dead):
+                key = (id(states[r].parent), tuple(states[r].step_tokens))
+                if dead[r]:
+                    self.dead.add(key)
+                else:
+                    self.delta[key] = delta[r]
+            if dead.any():
+                target = target.clone()
+                for r in np.flatnonzero(dead):
+                    target[int(r)] = logits[int(r)]
+        if self.guide is None:
+            return target
+        proposal, g = self._call(self.guide, self.guide_name, states, target)
+        lost = np.isfinite(np.asarray(target, dtype=np.float32)) & ~np.isfinite(g)
+        if lost.any():
+            r, v = (int(x) for x in np.argwhere(lost)[0])
+            raise VerifierError(self.guide_name, f"banned token {v}, which the target allows: a guide only reweights the "
+                                "proposal (finite changes); bans belong in the mask", index=self.positions.get(id(states[r].parent)))
+        return proposal
 
     def delta_of(self, child: Node) -> float:
         """:math:`\\sum_t \\delta_t(y_t)` over the child's step (-inf when a row of it was dead)."""

@@ -17,7 +17,7 @@ from ponder.search.ledger import Budget
 from ponder.search.protocols import Step
 from ponder.search.smc import SMCConfig
 from ponder.search.verify import VerifierError
-from ponder.verifiers import Keyword, Lipogram, TokenMask, verifier
+from ponder.verifiers import Keyword, Lipogram, TokenBoost, TokenMask, verifier
 from ponder.verifiers.constraints import token_texts
 
 PROMPT = "Step 1: read"
@@ -74,15 +74,22 @@ def test_one_token_log_z_is_the_masks_log_normaliser_exactly(lm):
     assert child.meta["log_normaliser"] == pytest.approx(child.step_logprob - child.step_proposal_logprob, abs=1e-4)
 
 
-@pytest.mark.parametrize("resample,temperature", [("every", 1.0), ("ess", 0.7), ("never", 1.3)])
-def test_log_z_estimate_is_unbiased_against_enumeration(lm, resample, temperature):
-    """E[Z_hat] = Z for the mask, the process twist e^{lam s} and a tempered proposal."""
+def a_guide(lm):
+    """A proposal-only boost (+2) on every token containing "a" (the twist's letter)."""
+    return TokenBoost([i for i, t in enumerate(token_texts(lm.tokenizer)) if "a" in t], 2.0, name="a-boost")
+
+
+@pytest.mark.parametrize("resample,temperature,guide", [("every", 1.0, False), ("ess", 0.7, False), ("never", 1.3, False),
+                                                        ("every", 1.0, True)])
+def test_log_z_estimate_is_unbiased_against_enumeration(lm, resample, temperature, guide):
+    """E[Z_hat] = Z for the mask, the process twist e^{lam s}, a tempered proposal and a guide
+    (which changes the proposal, not the target)."""
     lam = 1.0
     exact = exact_log_z(lm, lam=lam)
     zs = []
     for seed in range(40):
         result = ponder.search("smc", lm, has_a, PROMPT, n=4, max_new_tokens=2, mask=Lipogram("e"), lam=lam,
-                               resample=resample, temperature=temperature, seed=seed)
+                               resample=resample, temperature=temperature, guide=a_guide(lm) if guide else None, seed=seed)
         zs.append(math.exp(result.info["log_z"]))
         assert all("e" not in c.text.lower() for c in result.candidates)
     zs = np.array(zs)
@@ -151,6 +158,20 @@ def test_keyword_scores_whole_words_within_the_token_window(lm):
     assert kw.score(["", "", "", ""], ["a cat", "concatenate", "Cat!", "one two three four five six cat"]).tolist() == [1, 0, 1, 0]
     with pytest.raises(ConfigError, match="tokenizer"):
         Keyword("cat", within_tokens=3)
+    starts = Keyword("the").starts(lm.tokenizer)
+    texts = token_texts(lm.tokenizer)
+    assert starts and all("the".startswith(texts[i].strip().lower()) and len(texts[i].strip()) == 3 for i in starts)
+
+
+def test_keyword_guide_raises_the_hit_rate_and_weights_take_it_back(lm):
+    kw = Keyword("the")
+    plain = ponder.search("smc", lm, kw, PROMPT, n=16, max_new_tokens=6, lam=0.0, resample="never", seed=0)
+    guided = ponder.search("smc", lm, kw, PROMPT, n=16, max_new_tokens=6, lam=0.0, resample="never", guide=kw, seed=0)
+    hits = lambda r: sum(kw.score([""], [c.text])[0] for c in r.candidates)  # noqa: E731
+    assert hits(guided) > hits(plain)
+    # lam = 0: the target is the model, so particles that took the boosted word weigh less
+    logw = np.array(guided.info["log_weights"])
+    assert logw.min() < logw.max() - 1.0
 
 
 # ------------------------------------------------------------------ shared expansion, budget

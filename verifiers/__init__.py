@@ -24,7 +24,8 @@ digit_class     log p(target | x) for an 8x8 digit image, a small CNN        out
 digit_judge     the same from a CNN trained on a disjoint split (grading)    outcome
 lipogram        1.0 when the text lacks a letter (either case); its          outcome
                 ``logits_hook(tokenizer)`` masks the vocabulary
-keyword         1.0 when a word occurs (whole word, within N tokens)         process
+keyword         1.0 when a word occurs (whole word, within N tokens); its     process
+                ``guide(tokenizer)`` raises the word's first tokens (SMC)
 ==============  ==========================================================  ========
 
 Third-party verifiers register through the ``ponder.verifiers`` entry-point group.
@@ -36,7 +37,7 @@ from ponder.verifiers.base import Verifier, VerifierError, run_token_verifier, r
 from ponder.verifiers.function import FunctionVerifier, verifier
 from ponder.verifiers.nodes import as_verifier, score_node_tokens, score_nodes
 from ponder.verifiers.compose import combine, product, threshold, weighted_sum
-from ponder.verifiers.constraints import Keyword, Lipogram, TokenMask
+from ponder.verifiers.constraints import Keyword, Lipogram, TokenBoost, TokenMask
 from ponder.verifiers.registry import ENTRY_POINT_GROUP, available, get, refresh_plugins, register
 from ponder.verifiers.text import REFUSAL_PHRASES, length, refusal, regex
 
@@ -115,4 +116,5 @@ __all__ = [
     "Lipogram",
     "Keyword",
     "TokenMask",
+    "TokenBoost",
 ]

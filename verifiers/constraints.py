@@ -26,7 +26,7 @@ import numpy as np
 from ponder.search.protocols import KINDS, ConfigError, check_choice
 from ponder.verifiers.base import Verifier
 
-__all__ = ["Keyword", "Lipogram", "TokenMask", "token_texts"]
+__all__ = ["Keyword", "Lipogram", "TokenBoost", "TokenMask", "token_texts"]
 
 
 def token_texts(tokenizer: Any, vocab_size: int | None = None) -> list[str]:
@@ -67,6 +67,38 @@ class TokenMask:
 
     def __repr__(self) -> str:
         return f"TokenMask({self.name!r}, {int(self.allowed.sum())} of {len(self.allowed)} tokens allowed)"
+
+
+class TokenBoost:
+    """A logits hook adding a log-potential ``boost`` to some tokens: ``hook(states, logits)``
+    returns ``logits + boost * 1[token in ids]`` (used as SMC's proposal-only ``guide``).
+
+    Args:
+        ids: the boosted token ids.
+        boost: the log-potential added (finite).
+        name: named in errors and results.
+    """
+
+    def __init__(self, ids: Sequence[int], boost: float, *, name: str = "boost"):
+        ids = sorted({int(i) for i in ids})
+        if not ids:
+            raise ConfigError(f"token boost {name!r} has no token to boost")
+        if not isinstance(boost, (int, float)) or isinstance(boost, bool) or not np.isfinite(boost):
+            raise ConfigError(f"token boost {name!r}: boost must be a finite number, got {boost!r}")
+        self.ids, self.boost, self.name = ids, float(boost), name
+        self._add = None  # torch float [V], built on first use
+
+    def __call__(self, states: Sequence[Any], logits):
+        import torch
+
+        if self._add is None or self._add.shape[0] != logits.shape[-1]:
+            add = torch.zeros(logits.shape[-1])
+            add[[i for i in self.ids if i < logits.shape[-1]]] = self.boost
+            self._add = add
+        return logits + self._add
+
+    def __repr__(self) -> str:
+        return f"TokenBoost({self.name!r}, {len(self.ids)} tokens, +{self.boost})"
 
 
 class Lipogram(Verifier):
@@ -115,12 +147,13 @@ class Keyword(Verifier):
             ``tokenizer``, which is then required); None: the whole text. A search that stops at
             ``max_new_tokens = within_tokens`` enforces the same bound exactly.
         tokenizer: counts tokens for ``within_tokens``.
+        boost: the log-potential :meth:`guide` adds to the tokens that begin the word.
         name: default ``"keyword(<word>)"``.
         kind: "process" by default (a partial text containing the word keeps it).
     """
 
-    def __init__(self, word: str, *, within_tokens: int | None = None, tokenizer: Any = None, name: str | None = None,
-                 kind: str = "process"):
+    def __init__(self, word: str, *, within_tokens: int | None = None, tokenizer: Any = None, boost: float = 4.0,
+                 name: str | None = None, kind: str = "process"):
         if not isinstance(word, str) or not word.strip():
             raise ConfigError(f"keyword must be a non-empty string, got {word!r}")
         if within_tokens is not None and (isinstance(within_tokens, bool) or not isinstance(within_tokens, int) or within_tokens < 1):
@@ -130,6 +163,7 @@ class Keyword(Verifier):
         self.word = word.strip()
         self.within_tokens = within_tokens
         self.tokenizer = tokenizer
+        self.boost = boost
         self.pattern = re.compile(r"(?<!\w)" + re.escape(self.word) + r"(?!\w)", re.IGNORECASE)
         self.name = name or f"keyword({self.word})"
         self.kind = check_choice("verifier kind", kind, KINDS)
@@ -143,3 +177,17 @@ class Keyword(Verifier):
     def score(self, prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         search = self.pattern.search
         return np.fromiter((search(self._head(t)) is not None for t in texts), dtype=np.float64, count=len(texts))  # [B]
+
+    def starts(self, tokenizer: Any, vocab_size: int | None = None) -> list[int]:
+        """Token ids whose text (leading spaces dropped, any case) begins the word: at least
+        three characters of it, or all of it."""
+        word = self.word.lower()
+        need = min(3, len(word))
+        return [i for i, t in enumerate(token_texts(tokenizer, vocab_size))
+                if len(t.lstrip()) >= need and word.startswith(t.lstrip().lower())]
+
+    def guide(self, tokenizer: Any, vocab_size: int | None = None) -> TokenBoost:
+        """A proposal-only hook for SMC (``guide=``): ``+boost`` on the tokens of :meth:`starts`,
+        so particles try the word more often; SMC's weights take the boost back out
+        (:math:`\\log p - \\log q`), and the keyword's process score decides what survives."""
+        return TokenBoost(self.starts(tokenizer, vocab_size), self.boost, name=f"{self.name} guide")
