@@ -8,7 +8,12 @@ that made it: ``cost="unit"`` (1 per step, for enumerated proposals) or ``cost="
 proposal's negative log-probability :math:`-\log q(a \mid s)`; for an
 :class:`~ponder.models.tools.LMProposer` that is :math:`-\log(c / k)`, the call's
 self-consistency frequency among ``k`` sampled calls (ToolChain*'s choice), for LM steps the
-step's :math:`-\log p`.
+step's :math:`-\log p`. With ``step_verifier`` (a process verifier judging each state a step
+made, e.g. the ``arithmetic`` checker of an LM's reasoning step) the step cost gains
+:math:`w_g\,t(v)`, its score through the same transform as the heuristic's
+(:math:`t(v) = -\log v` or :math:`-v`) times ``step_weight``: a path pays for every step the
+verifier doubts, so g is "cost so far" in probability and in plausibility. Under
+``heuristic_on="calls"`` the term joins a state's g once its call has run.
 
 **Heuristic** :math:`h = b + w\,u`. A verifier's score :math:`v \in (0, 1]` (a learned value, an
 LM's estimate) becomes :math:`u = -\log v` (``transform="neg_log"``; scores at or below 0 give
@@ -99,6 +104,9 @@ class AStarConfig(SearchConfig):
         k: proposals per expansion (None: all the proposer gives, e.g. every legal call).
         dedup: "key" (skip states seen before) or "none".
         max_depth: states at this depth are not expanded (None: no limit).
+        step_verifier: a process verifier whose transformed score of each new state joins its
+            step cost (see the module docstring), or None.
+        step_weight: :math:`w_g >= 0`, the weight of that term.
         seed: the seed of the proposals' and generators' randomness.
     """
 
@@ -110,6 +118,8 @@ class AStarConfig(SearchConfig):
     k: int | None = None
     dedup: str = "key"
     max_depth: int | None = None
+    step_verifier: Any = None
+    step_weight: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -122,6 +132,9 @@ class AStarConfig(SearchConfig):
         check_int(owner, "k", self.k, optional=True)
         check_option(owner, "dedup", self.dedup, DEDUPS)
         check_int(owner, "max_depth", self.max_depth, optional=True)
+        if self.step_verifier is not None:
+            check_verifier(self.step_verifier)
+        check_real(owner, "step_weight", self.step_weight, low=0.0)
 
     @property
     def lazy(self) -> bool:
@@ -243,8 +256,12 @@ class _Search:
         """Record new states, set their cost, test for the goal; the ones to open next."""
         self.trace.add(children)
         fresh = []
+        extra = np.zeros(len(children))  # [C] the step verifier's term
+        if self.config.step_verifier is not None and children:
+            extra = self.config.step_weight * self._h(score_states(self.config.step_verifier, children))
+        for child, term in zip(children, extra.tolist()):
+            child.cost = child.parent.cost + self._step_cost(child) + term
         for child in children:
-            child.cost = child.parent.cost + self._step_cost(child)
             if self._is_goal(child):
                 self.goal = child
                 return []

@@ -87,6 +87,26 @@ def test_value_on_states_runs_every_call_of_an_expanded_state(gen):
     assert replay("4 9 10 13", r.info["path"]) == (24,)
 
 
+def test_step_verifier_term_joins_g_and_steers_the_path(gen):
+    whole = ponder.verifier(lambda prompt, numbers: 1.0 if all(Fraction(x).denominator == 1 for x in numbers) else 0.05,
+                            name="whole_numbers", kind="process")
+    r = ponder.search("astar", gen, Oracle("states"), "3 3 8 8", step_verifier=whole, step_weight=2.0)
+    assert r.stopped == "done"
+    assert replay("3 3 8 8", r.info["path"]) == (24,)
+    for state in r.tree[1:]:
+        v = whole("", state.world)
+        assert state.cost == pytest.approx(state.parent.cost + 1.0 + 2.0 * -np.log(v))
+    # the only solution of 3 3 8 8 (8 / (3 - 8 / 3)) goes through fractions, so its path pays for them
+    assert r.best.cost > r.best.depth + 2.0 * -np.log(0.05) - 1e-9
+    # where whole numbers suffice, the penalised path keeps to them
+    r = ponder.search("astar", gen, Oracle("states"), "1 2 3 4", step_verifier=whole, step_weight=2.0)
+    assert r.stopped == "done" and all(all(Fraction(x).denominator == 1 for x in s.world) for s in r.best.path())
+    with pytest.raises(ConfigError, match="step_weight"):
+        AStarConfig(step_verifier=whole, step_weight=-1.0)
+    with pytest.raises(ConfigError, match="verifier"):
+        AStarConfig(step_verifier=lambda p, t: 1.0)
+
+
 def test_heuristic_beats_dfs_on_calls_run(gen):
     puzzles = game24.load(slice(800, 820))
     dfs = [ponder.search("astar", gen, None, p, order="dfs").ledger.count("tool_calls") for p in puzzles]
