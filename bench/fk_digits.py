@@ -34,7 +34,7 @@ import time
 import numpy as np
 import torch
 
-from bench.common import RESULTS, markdown_table, metric, write_results
+from .common import RESULTS, markdown_table, metric, write_results
 
 POTENTIALS = ("max", "difference", "sum", "immediate")
 

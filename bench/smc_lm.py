@@ -15,6 +15,11 @@ Lipogram (no letter "e", either case, checked on the decoded text):
 - ``local``: locally constrained sampling: the same mask, one particle, no weights.
 - ``best-of-N``: N unmasked samples (the same N x tokens budget), the answer one that passes.
 
+A text is one sentence: every method finishes a particle at its first ".", "!", "?" or newline
+(or EOS, or the token cap). Without that, the model's own posterior given "no e in 40 tokens" at
+temperature 1 is dominated by non-English runs (other scripts, digits), which never need an "e";
+SMC samples that posterior faithfully (a first run did), which is not the task.
+
 Fluency is the answer's mean per-token log-probability under the unconstrained model (its
 ``logprob / n_generated``), compared **paired per prompt** (the same prompt for every method):
 mean difference SMC - local with its standard error. Masking makes the lipogram hold by
@@ -60,9 +65,10 @@ import time
 
 import numpy as np
 
-from bench.common import RESULTS, markdown_table, metric, write_results
+from .common import RESULTS, markdown_table, metric, write_results
 
 LOG = RESULTS / "smc_lm.jsonl"
+SENTENCE_END = (".", "!", "?", "\n")
 
 # (topic, keyword): the keyword fits the topic but is not the word a sentence on it must use
 TOPICS = [
@@ -113,15 +119,15 @@ def run_one(lm, task: str, method: str, topic: str, keyword: str, *, n: int, tok
 
     prompt = prompt_of(topic)
     began = time.perf_counter()
-    if task == "lipogram":
+    if task == "lipogram":  # one sentence: a particle finishes at its first sentence end (or EOS, or the token cap)
         check = Lipogram("e")
+        common = dict(max_new_tokens=tokens, end=SENTENCE_END, seed=seed)
         if method == "smc":
-            r = ponder.search("smc", lm, check, prompt, n=n, mask=check, outcome="log", max_new_tokens=tokens,
-                              select="sample", seed=seed)
+            r = ponder.search("smc", lm, check, prompt, n=n, mask=check, outcome="log", select="sample", **common)
         elif method == "local":
-            r = ponder.search("smc", lm, None, prompt, n=1, mask=check, resample="never", max_new_tokens=tokens, seed=seed)
-        else:
-            r = ponder.search("best_of_n", lm, check, prompt, n=n, max_new_tokens=tokens, seed=seed)
+            r = ponder.search("smc", lm, None, prompt, n=1, mask=check, resample="never", **common)
+        else:  # N independent samples of the model, a passing one kept: importance sampling with 1/0 weights
+            r = ponder.search("smc", lm, check, prompt, n=n, outcome="log", resample="never", select="sample", **common)
     else:
         check = Keyword(keyword)
         if method in ("smc", "smc-guided"):
@@ -181,7 +187,7 @@ def speed(lm, *, n: int, tokens: int, rounds: int, seed: int) -> dict:
     from ponder.models import loading
     from ponder.verifiers import Lipogram
 
-    from bench import llamppl_peer
+    from . import llamppl_peer
 
     topic = TOPICS[0][0]
     prompt = prompt_of(topic)

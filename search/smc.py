@@ -20,7 +20,8 @@ string, or EOS) in **one** batched ``generator.expand``: copies of one node (mad
 are one parent with several children, so their prefix is computed once and shared through the
 trie. The proposal :math:`q` is the model with the token potential applied through the core's
 logits hook (logits :math:`z + \delta`, then temperature, top-k/p), so a mask never proposes a
-banned token. A particle that finished (EOS, ``max_new_tokens``) stays fixed: it keeps its weight
+banned token. A particle that finished (EOS, ``max_new_tokens``, or a step that wrote one of the
+``end`` strings, e.g. the end of a sentence) stays fixed: it keeps its weight
 and is not extended (as in llamppl's standard SMC).
 
 Incremental weights, in log space, per particle and step:
@@ -103,6 +104,8 @@ class SMCConfig(SamplingConfig):
         step_tokens: the longest step, in tokens (default 1: the potentials and the ESS check
             apply at every token).
         stop: step delimiter(s) that also end a step; ``()`` ends steps by length or EOS only.
+        end: strings that finish a particle where a step writes one (e.g. ``(".", "!", "?")``
+            for one sentence); ``()``: EOS and ``max_new_tokens`` only.
         max_steps: the most steps (None: until every particle finished; ``max_new_tokens``
             bounds that).
         mask: the token-level potential :math:`\\delta`: a logits hook ``fn(states, logits) ->
@@ -134,6 +137,7 @@ class SMCConfig(SamplingConfig):
     n: int = 8
     step_tokens: int = 1
     stop: str | tuple[str, ...] = ()
+    end: str | tuple[str, ...] = ()
     max_steps: int | None = None
     mask: Any = None
     guide: Any = None
@@ -153,6 +157,7 @@ class SMCConfig(SamplingConfig):
         check_int(owner, "n", self.n)
         check_int(owner, "step_tokens", self.step_tokens)
         object.__setattr__(self, "stop", stop_strings(owner, self.stop))
+        object.__setattr__(self, "end", stop_strings(owner, self.end))
         check_int(owner, "max_steps", self.max_steps, optional=True)
         if self.mask is not None and not (callable(self.mask) or callable(getattr(self.mask, "logits_hook", None))):
             raise ConfigError(f"{owner}.mask must be a logits hook fn(states, logits) -> logits, an object with "
@@ -224,8 +229,8 @@ def run(
             swarm.steps = step
             children = swarm.extend(generator, trace, hook, step)
             due = step % config.every == 0
-            swarm.potential(process, children if due else [i for i in children if swarm.particles[i].finished], config.lam)
-            swarm.outcome(outcomes, [i for i in children if swarm.particles[i].finished], config)
+            swarm.potential(process, children if due else [i for i in children if swarm.ended[i]], config.lam)
+            swarm.outcome(outcomes, [i for i in children if swarm.ended[i]], config)
             if not np.isfinite(swarm.logw).any():
                 stopped = "infeasible"
                 break
@@ -236,7 +241,7 @@ def run(
                 stopped = cap
                 break
         if stopped != "infeasible":
-            rest = [i for i in range(config.n) if not swarm.particles[i].finished and np.isfinite(swarm.logw[i])]
+            rest = [i for i in range(config.n) if not swarm.ended[i] and np.isfinite(swarm.logw[i])]
             swarm.potential(process, rest, config.lam)  # the final text's score, where the last step was not due
             swarm.outcome(outcomes, rest, config)
             if not np.isfinite(swarm.logw).any():
@@ -256,6 +261,7 @@ class _Swarm:
         self.logw = np.zeros(config.n)       # [N] log weight since the last resampling
         self.s_prev = np.zeros(config.n)     # [N] the last process score s_{s-1} (0 before the first)
         self.outcome_done = np.zeros(config.n, dtype=bool)  # [N] the outcome factor was applied
+        self.ended = np.zeros(config.n, dtype=bool)  # [N] finished: EOS, max_new_tokens, or an end string
         self.log_z = 0.0
         self.ess: list[tuple[int, float]] = []
         self.resampled_at: list[int] = []
@@ -267,7 +273,7 @@ class _Swarm:
 
     def open(self) -> np.ndarray:
         """Positions of the particles still extended: not finished, weight > 0.       # [N'] int"""
-        return np.array([i for i, p in enumerate(self.particles) if not p.finished and self.logw[i] > -math.inf], dtype=np.int64)
+        return np.flatnonzero(~self.ended & (self.logw > -math.inf))
 
     def extend(self, generator, trace: Trace, hook: "_TokenPotential | None", step: int) -> list[int]:
         """One step of every open particle in one ``expand``; returns the positions extended."""
@@ -283,7 +289,8 @@ class _Swarm:
         if hook is not None:
             hook.begin({id(self.particles[i]): i for i in reversed(live)})
         tokens = trace.step_tokens(len(live), self.config.step_tokens)
-        kids = generator.expand(parents, [copies[id(p)] for p in parents], step=Step(max_tokens=tokens, stop=self.config.stop),
+        stop = tuple(dict.fromkeys(self.config.stop + self.config.end))
+        kids = generator.expand(parents, [copies[id(p)] for p in parents], step=Step(max_tokens=tokens, stop=stop),
                                 logits_hook=hook, **self.config.sampling(self.calls))
         self.calls += 1
         pool = {id(p): list(c) for p, c in zip(parents, kids)}
@@ -295,6 +302,7 @@ class _Swarm:
                 correction += hook.delta_of(child)  # + delta(y): 0 for a mask, -inf for a dead row
             self.particles[i] = child
             self.logw[i] += correction
+            self.ended[i] = child.finished or any(e in child.step_text for e in self.config.end)
         return live
 
     def potential(self, process, positions: Sequence[int], lam: float) -> None:
@@ -340,6 +348,7 @@ class _Swarm:
         self.particles = [self.particles[a] for a in ancestors]
         self.s_prev = self.s_prev[ancestors]
         self.outcome_done = self.outcome_done[ancestors]
+        self.ended = self.ended[ancestors]
         self.logw = np.zeros(config.n)
         self.resampled_at.append(step)
         charge(resamples=1)

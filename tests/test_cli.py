@@ -49,6 +49,18 @@ def test_list_and_bench_work_from_outside_the_repository(tmp_path):
     assert "usage:" in helped and "--rounds" in helped  # the benchmark's own argument parser ran
 
 
+def test_every_benchmark_imports_as_part_of_the_installed_package(tmp_path):
+    """Each listed benchmark module imports as ``ponder.bench.NAME`` outside the checkout (no
+    ``bench.`` absolute imports, which only resolve with the repository root on the path)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = ("import importlib, ponder.bench.__main__ as m\n"
+            "for n in m.BENCHMARKS: importlib.import_module('ponder.bench.' + n)\n"
+            "print(','.join(m.BENCHMARKS))")
+    out = subprocess.run([sys.executable, "-P", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert {"kv_sharing", "fk_digits", "smc_lm", "tree_gsm8k"} <= set(out.stdout.strip().split(","))
+
+
 def test_list_names_everything(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

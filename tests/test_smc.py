@@ -106,6 +106,15 @@ def test_twist_moves_particles_toward_the_process_score(lm):
     assert sum(tilted.scores) == pytest.approx(1.0)
 
 
+def test_end_strings_finish_particles_at_their_first_occurrence(lm):
+    result = ponder.search("smc", lm, None, PROMPT, n=8, max_new_tokens=12, end=("a",), step_tokens=3, seed=0)
+    ended = [c for c in result.candidates if not c.finished]
+    assert ended, "no particle ended at an end string"
+    for c in ended:
+        steps = [s.step_text for s in c.path()[1:]]
+        assert "a" in steps[-1] and not any("a" in t for t in steps[:-1])
+
+
 # ------------------------------------------------------------------ hard constraints
 
 
