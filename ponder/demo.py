@@ -191,7 +191,7 @@ def digits_section(args, lm) -> None:
     print(f"\nsamples (rows: plain, then FK; targets {', '.join(map(str, DIGIT_TARGETS))} in blocks of {runs}): {path}")
 
 
-LIPOGRAM_TOPICS = ("the ocean", "a rainy day")
+LIPOGRAM_TOPICS = ("the ocean", "a rainy day", "a city at night")
 
 
 def lipogram_section(args, lm) -> None:
@@ -200,19 +200,23 @@ def lipogram_section(args, lm) -> None:
     from ponder.verifiers import Lipogram
 
     no_e = Lipogram("e")
-    n, tokens = 8, 24
-    print(f"Write a sentence without the letter 'e'. Best-of-{n} samples freely and keeps a sample that passes, if any; "
-          f"locally constrained sampling masks every token with an 'e' (one sample); SMC runs {n} particles with the same "
-          f"mask, weights each by the probability mass the mask left (log p - log q) and resamples, so it keeps the "
-          f"continuations the model itself finds likely. Fluency: mean log p per token under the unmasked model "
-          f"(higher is better), at most {tokens} tokens.\n")
-    methods = {
-        f"best-of-{n}": lambda q, seed: ponder.search("best_of_n", lm, no_e, q, n=n, max_new_tokens=tokens, seed=seed),
-        "masked": lambda q, seed: ponder.search("smc", lm, None, q, n=1, mask=no_e, resample="never", max_new_tokens=tokens, seed=seed),
-        f"smc n={n}": lambda q, seed: ponder.search("smc", lm, no_e, q, n=n, mask=no_e, outcome="log", max_new_tokens=tokens,
-                                                   select="sample", seed=seed),
+    n, tokens = 8, 32
+    end = (".", "!", "?", "\n")  # one sentence: a particle finishes at its first sentence end
+    print(f"One sentence without the letter 'e'. Best-of-{n} samples freely and keeps a sample that passes, if any; "
+          f"masked sampling bans every token with an 'e' (one sample); SMC runs {n} particles with the same mask, "
+          f"weights each by the probability mass the mask left it (log p - log q) and resamples, so it keeps the "
+          f"sentences the model itself finds likely. Fluency: mean log p per token under the unmasked model (higher "
+          f"is better); at most {tokens} tokens.\n")
+    common = dict(max_new_tokens=tokens, end=end)
+    methods = {  # best-of-N is importance sampling with 1/0 weights: N free samples, a passing one kept
+        f"best-of-{n}": lambda q, seed: ponder.search("smc", lm, no_e, q, n=n, outcome="log", resample="never", select="sample",
+                                                     seed=seed, **common),
+        "masked": lambda q, seed: ponder.search("smc", lm, None, q, n=1, mask=no_e, resample="never", seed=seed, **common),
+        f"smc n={n}": lambda q, seed: ponder.search("smc", lm, no_e, q, n=n, mask=no_e, outcome="log", select="sample",
+                                                   seed=seed, **common),
     }
     print(f"{'method':<10} {'no e':>5} {'fluency':>8} {'tokens':>7} {'seconds':>8}  text")
+    tally = {name: [0, [], 0] for name in methods}  # passed, fluencies, tokens computed
     for i, topic in enumerate(LIPOGRAM_TOPICS):
         prompt = f"Write one sentence about {topic}."
         print(f"-- {prompt}")
@@ -222,8 +226,15 @@ def lipogram_section(args, lm) -> None:
             best = r.best
             ok = best is not None and no_e.holds(best.text)
             fluency = f"{best.logprob / max(best.n_generated, 1):.2f}" if ok else "-"
-            text = best.text.strip().replace("\n", " ")[:60] if best is not None else ""
+            text = best.text.strip().replace("\n", " ")[:60] if best is not None else "(no sample passed)"
             print(f"{name:<10} {'yes' if ok else 'no':>5} {fluency:>8} {r.ledger.computed_tokens:>7} {time.perf_counter() - t0:>8.1f}  {text!r}")
+            tally[name][0] += ok
+            tally[name][1] += [best.logprob / max(best.n_generated, 1)] if ok else []
+            tally[name][2] += r.ledger.computed_tokens
+    print(f"\n{'method':<10} {'passed':>7} {'mean fluency':>13} {'tokens':>7}")
+    for name, (passed, fl, spent) in tally.items():
+        mean = f"{sum(fl) / len(fl):.2f}" if fl else "-"
+        print(f"{name:<10} {passed:>4}/{len(LIPOGRAM_TOPICS)} {mean:>13} {spent:>7}")
 
 
 def _save_grid(path: Path, rows) -> None:

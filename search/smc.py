@@ -3,10 +3,11 @@ potentials (masks) and verifiers, with importance weights and a normalising-cons
 
 Target. For a prompt :math:`x`, a language model :math:`p(y \mid x)` and potentials, SMC samples
 
-.. math:: \pi(y) = \frac{1}{Z}\, p(y \mid x) \prod_t e^{\delta_t(y_t)}\; e^{\lambda s(y)}\; G(y),
-          \qquad Z = \sum_y p(y \mid x) \prod_t e^{\delta_t(y_t)}\, e^{\lambda s(y)}\, G(y),
+.. math:: \pi(y) = \frac{1}{Z}\, p(y \mid x)^{1/\tau} \prod_t e^{\delta_t(y_t)}\; e^{\lambda s(y)}\; G(y),
+          \qquad Z = \sum_y p(y \mid x)^{1/\tau} \prod_t e^{\delta_t(y_t)}\, e^{\lambda s(y)}\, G(y),
 
-where :math:`\delta_t` is a *token-level potential* over the vocabulary at token :math:`t` (a hard
+where :math:`\tau` is the target's ``power`` (1: the model itself; below 1 a sharpened,
+sequence-level tempered model), :math:`\delta_t` is a *token-level potential* over the vocabulary at token :math:`t` (a hard
 mask has :math:`\delta \in \{0, -\infty\}`; e.g. a lipogram bans every token containing a letter),
 :math:`s` a *process verifier* (``verifier`` of kind "process"; it scores partial texts too) and
 :math:`G` the *outcome* factor of outcome verifiers (``verifier`` of kind "outcome", and
@@ -26,7 +27,7 @@ and is not extended (as in llamppl's standard SMC).
 
 Incremental weights, in log space, per particle and step:
 
-.. math:: \log w_s = \sum_{t \in s} \bigl[\log p(y_t \mid y_{<t}) + \delta_t(y_t) - \log q(y_t \mid y_{<t})\bigr]
+.. math:: \log w_s = \sum_{t \in s} \bigl[\tfrac{1}{\tau}\log p(y_t \mid y_{<t}) + \delta_t(y_t) - \log q(y_t \mid y_{<t})\bigr]
           \;+\; \lambda\,(s_{s} - s_{s-1})\;+\;[\text{finished}]\,\log G.
 
 The bracket is the proposal correction. At temperature 1 without truncation
@@ -132,6 +133,11 @@ class SMCConfig(SamplingConfig):
         temperature, top_p, top_k, max_new_tokens, seed: see :class:`SamplingConfig`; the
             temperature must be > 0 (importance weights need a stochastic proposal). Top-k/p
             truncation restricts the target to what the proposal can reach.
+        power: :math:`\\tau > 0` of a tempered target :math:`p(y)^{1/\\tau}` in place of
+            :math:`p(y)` (sequence-level: :math:`\\tau < 1` favours whole texts the model finds
+            likely, the target local sampling at ``temperature = tau`` only approximates
+            token by token). Default 1: the model itself. Set ``temperature`` to the same value
+            for a proposal close to it.
     """
 
     n: int = 8
@@ -150,6 +156,7 @@ class SMCConfig(SamplingConfig):
     scheme: str = "systematic"
     select: str = "weight"
     max_new_tokens: int = 64
+    power: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -173,6 +180,7 @@ class SMCConfig(SamplingConfig):
         check_option(owner, "scheme", self.scheme, resampling.SCHEMES)
         check_option(owner, "select", self.select, SELECTIONS)
         check_real(owner, "temperature", self.temperature, low=0.0, low_open=True)
+        check_real(owner, "power", self.power, low=0.0, low_open=True)
 
 
 def run(
@@ -297,7 +305,7 @@ class _Swarm:
         for i in live:
             child = pool[id(self.particles[i])].pop()
             trace.add([child])
-            correction = child.step_logprob - child.step_proposal_logprob  # log p - log q of the step
+            correction = child.step_logprob / self.config.power - child.step_proposal_logprob  # log p^(1/tau) - log q of the step
             if hook is not None:
                 correction += hook.delta_of(child)  # + delta(y): 0 for a mask, -inf for a dead row
             self.particles[i] = child
