@@ -206,14 +206,14 @@ def lipogram_section(args, lm) -> None:
           f"masked sampling bans every token with an 'e' (one sample); SMC runs {n} particles with the same mask, "
           f"weights each by the probability mass the mask left it (log p - log q) and resamples, so it keeps the "
           f"sentences the model itself finds likely. Fluency: mean log p per token under the unmasked model (higher "
-          f"is better); at most {tokens} tokens.\n")
-    common = dict(max_new_tokens=tokens, end=end)
+          f"is better); at most {tokens} tokens, every method at temperature 0.5.\n")
+    common = dict(max_new_tokens=tokens, end=end, temperature=0.5)  # SMC targets p^2 (power 0.5): the same sharpening
     methods = {  # best-of-N is importance sampling with 1/0 weights: N free samples, a passing one kept
         f"best-of-{n}": lambda q, seed: ponder.search("smc", lm, no_e, q, n=n, outcome="log", resample="never", select="sample",
-                                                     seed=seed, **common),
+                                                     power=0.5, seed=seed, **common),
         "masked": lambda q, seed: ponder.search("smc", lm, None, q, n=1, mask=no_e, resample="never", seed=seed, **common),
         f"smc n={n}": lambda q, seed: ponder.search("smc", lm, no_e, q, n=n, mask=no_e, outcome="log", select="sample",
-                                                   seed=seed, **common),
+                                                   power=0.5, seed=seed, **common),
     }
     print(f"{'method':<10} {'no e':>5} {'fluency':>8} {'tokens':>7} {'seconds':>8}  text")
     tally = {name: [0, [], 0] for name in methods}  # passed, fluencies, tokens computed
