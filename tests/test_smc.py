@@ -146,6 +146,14 @@ def test_hard_outcome_check_keeps_only_satisfying_particles(lm):
     assert sum(result.scores) == pytest.approx(1.0)
 
 
+def test_final_outcome_check_applies_beside_a_process_twist(lm):
+    lip = Lipogram("e")
+    result = ponder.search("smc", lm, has_a, PROMPT, n=12, max_new_tokens=4, lam=1.0, final=lip, outcome="log", seed=2)
+    assert result.candidates and all(lip.holds(c.text) for c in result.candidates)
+    with pytest.raises(ConfigError, match="verifier"):
+        ponder.search("smc", lm, has_a, PROMPT, n=2, max_new_tokens=2, final=lambda p, t: 1.0, seed=0)
+
+
 def test_lipogram_mask_bans_exactly_the_tokens_with_the_letter(lm):
     lip = Lipogram("E")
     texts = token_texts(lm.tokenizer)
