@@ -41,7 +41,12 @@ verifier, no mask):
   step;
 - ``smc-guided``: the same with the keyword's ``guide`` (a proposal-only log-potential
   ``--boost``, default 6, on the tokens that begin the word; the weights take it back out through
-  log p - log q). lam and boost were chosen on topics 30-33 of the list, outside the default 30;
+  log p - log q): a ``WordGuide``, on the tokens that begin the word, then on those that finish
+  a word the tokenizer splits (" scar" + "f"), until the row has written it. lam and boost were
+  chosen on topics 30-33 of the list, outside the default 30. A first run whose guide raised
+  only the first tokens satisfied 26 of 30; its 4 misses (scarf, chalk, owl, dust) included
+  split words, which prompted the WordGuide, rerun on the same 30 topics (so that figure is not
+  from a fresh split);
 - ``best-of-N``: N samples, one containing the word if any.
 
 Satisfaction: the share of prompts whose answer satisfies the constraint, with a 95% Wilson
@@ -163,21 +168,25 @@ def run_one(lm, task: str, method: str, topic: str, keyword: str, *, n: int, tok
     return row
 
 
-def task_settings(args) -> dict:
-    """What a stored row must have been run with to be reused, per task."""
+def row_settings(args, task: str, method: str) -> dict:
+    """What a stored row must have been run with to be reused."""
     common = {"particles": args.particles, "tokens": args.tokens}
-    return {"lipogram": {**common, "tau": args.tau},
-            "keyword": {**common, "step_tokens": args.step_tokens, "lam": args.lam, "boost": args.boost}}
+    if task == "lipogram":
+        return {**common, "tau": args.tau}
+    out = {**common, "step_tokens": args.step_tokens, "lam": args.lam, "boost": args.boost}
+    if method == "smc-guided":
+        out["guide"] = "word"  # WordGuide: first tokens, then the tokens finishing a split word, until written
+    return out
 
 
-def load_rows(settings: dict) -> dict:
-    """Stored rows run with their task's settings, by (task, method, topic)."""
+def load_rows(args) -> dict:
+    """Stored rows run with their settings, by (task, method, topic)."""
     rows = {}
     if LOG.exists():
         for line in LOG.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                if r.get("settings") == settings.get(r["task"]):
+                if r.get("settings") == row_settings(args, r["task"], r["method"]):
                     rows[(r["task"], r["method"], r["topic"])] = r
     return rows
 
@@ -256,8 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     tasks = args.tasks.split(",")
     topics = TOPICS[: args.prompts]
     names = [t for t, _ in topics]
-    settings = task_settings(args)
-    rows = load_rows(settings)
+    rows = load_rows(args)
     lm = None if args.report else ponder.load("smollm2")
     began = time.perf_counter()
     methods = {"lipogram": ["smc", "local", "best-of-N"], "keyword": ["smc", "smc-guided", "best-of-N"]}
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 row = run_one(lm, task, m, topic, keyword, n=args.particles, tokens=args.tokens, step_tokens=args.step_tokens,
                               lam=args.lam, boost=args.boost, tau=args.tau, seed=1000 + i)
-                row["settings"] = settings[task]
+                row["settings"] = row_settings(args, task, m)
                 rows[(task, m, topic)] = row
                 with LOG.open("a") as f:
                     f.write(json.dumps(row) + "\n")

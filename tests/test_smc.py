@@ -182,6 +182,24 @@ def test_keyword_scores_whole_words_within_the_token_window(lm):
     assert starts and all("the".startswith(texts[i].strip().lower()) and len(texts[i].strip()) == 3 for i in starts)
 
 
+def test_word_guide_finishes_a_split_word_and_stops_once_written(lm):
+    from ponder.models.decode import RowState
+
+    guide = Keyword("scarf").guide(lm.tokenizer)
+    root = lm.root(PROMPT)
+    texts = [t.lower() for t in token_texts(lm.tokenizer)]
+    logits = torch.zeros(3, len(texts))
+
+    def row(text):
+        return RowState(lm.extend([root], [lm.tokenizer.encode(text, add_special_tokens=False)])[0], ())
+
+    out = guide([row(" a red sc"), row(" a red"), row(" a red scarf and")], logits)  # [3, V]
+    raised = [set(np.flatnonzero(out[r].numpy() > 0)) for r in range(3)]
+    assert raised[0] and all("arf".startswith(texts[i]) or texts[i].startswith("arf") for i in raised[0])
+    assert raised[1] == set(guide.first) and all("scarf".startswith(texts[i].lstrip()) for i in raised[1])
+    assert raised[2] == set()  # the word is written: no boost
+
+
 def test_keyword_guide_raises_the_hit_rate_and_weights_take_it_back(lm):
     kw = Keyword("the")
     plain = ponder.search("smc", lm, kw, PROMPT, n=16, max_new_tokens=6, lam=0.0, resample="never", seed=0)

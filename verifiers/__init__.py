@@ -37,7 +37,7 @@ from ponder.verifiers.base import Verifier, VerifierError, run_token_verifier, r
 from ponder.verifiers.function import FunctionVerifier, verifier
 from ponder.verifiers.nodes import as_verifier, score_node_tokens, score_nodes
 from ponder.verifiers.compose import combine, product, threshold, weighted_sum
-from ponder.verifiers.constraints import Keyword, Lipogram, TokenBoost, TokenMask
+from ponder.verifiers.constraints import Keyword, Lipogram, TokenBoost, TokenMask, WordGuide
 from ponder.verifiers.registry import ENTRY_POINT_GROUP, available, get, refresh_plugins, register
 from ponder.verifiers.text import REFUSAL_PHRASES, length, refusal, regex
 
@@ -117,4 +117,5 @@ __all__ = [
     "Keyword",
     "TokenMask",
     "TokenBoost",
+    "WordGuide",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 from ponder.search.protocols import KINDS, ConfigError, check_choice
 from ponder.verifiers.base import Verifier
 
-__all__ = ["Keyword", "Lipogram", "TokenBoost", "TokenMask", "token_texts"]
+__all__ = ["Keyword", "Lipogram", "TokenBoost", "TokenMask", "WordGuide", "token_texts"]
 
 
 def token_texts(tokenizer: Any, vocab_size: int | None = None) -> list[str]:
@@ -99,6 +99,67 @@ class TokenBoost:
 
     def __repr__(self) -> str:
         return f"TokenBoost({self.name!r}, {len(self.ids)} tokens, +{self.boost})"
+
+
+class WordGuide:
+    """A logits hook raising the tokens that write a required word (SMC's proposal-only ``guide``).
+
+    Per row, from the row's text so far: nothing once the word occurs (whole word, any case);
+    else ``+boost`` on the tokens that *continue* a started word, when the text ends with the
+    beginning of the word (two letters or more) at a word boundary (``" sc"`` before ``"arf"``);
+    else on the tokens
+    that *begin* it (their text, leading spaces dropped, a prefix of the word of at least three
+    characters, or all of it; shorter where the vocabulary has no such token). So words the tokenizer splits are guided to their end, and a
+    particle that wrote the word is left alone.
+
+    Args:
+        word: the word (matched in any case).
+        tokenizer: decodes the vocabulary and the rows' tails.
+        boost: the log-potential (finite).
+        vocab_size: the logits' width (default ``len(tokenizer)``).
+    """
+
+    def __init__(self, word: str, tokenizer: Any, *, boost: float, vocab_size: int | None = None, name: str | None = None):
+        if not isinstance(boost, (int, float)) or isinstance(boost, bool) or not np.isfinite(boost):
+            raise ConfigError(f"word guide: boost must be a finite number, got {boost!r}")
+        self.word, self.tokenizer, self.boost = word.lower(), tokenizer, float(boost)
+        self.name = name or f"guide({word})"
+        self.texts = [t.lower() for t in token_texts(tokenizer, vocab_size)]  # [V]
+        self.pattern = re.compile(r"(?<!\w)" + re.escape(self.word) + r"(?!\w)")
+        begins = [(i, len(t.lstrip())) for i, t in enumerate(self.texts) if t.strip() and self.word.startswith(t.lstrip())]
+        if not begins:
+            raise ConfigError(f"word guide: no token begins {word!r}")
+        need = min(3, max(n for _, n in begins))  # three characters, or the longest beginning the vocabulary has
+        self.first = [i for i, n in begins if n >= need]
+        self._next: dict[str, list[int]] = {}  # a started prefix of the word -> tokens that continue it
+
+    def _continuing(self, started: str) -> list[int]:
+        ids = self._next.get(started)
+        if ids is None:
+            rest = self.word[len(started):]
+            ids = self._next[started] = [i for i, t in enumerate(self.texts) if t and (rest.startswith(t) or t.startswith(rest))]
+        return ids
+
+    def _started(self, tail: str) -> str | None:
+        """The longest proper prefix of the word that ``tail`` ends with, at a word boundary."""
+        for k in range(min(len(self.word) - 1, len(tail)), min(2, len(self.word) - 1) - 1, -1):
+            if tail.endswith(self.word[:k]) and (len(tail) == k or not tail[-k - 1].isalnum()):
+                return self.word[:k]
+        return None
+
+    def __call__(self, states: Sequence[Any], logits):
+        import torch
+
+        add = torch.zeros_like(logits)
+        for r, state in enumerate(states):
+            parent = state.parent
+            tail = self.tokenizer.decode(list(parent.tokens[-3:]) + list(state.step_tokens), skip_special_tokens=True).lower()
+            if self.pattern.search(tail) or self.pattern.search(parent.text.lower()):
+                continue
+            started = self._started(tail)
+            ids = self._continuing(started) if started else self.first
+            add[r, [i for i in ids if i < logits.shape[-1]]] = self.boost
+        return logits + add
 
 
 class Lipogram(Verifier):
@@ -179,15 +240,12 @@ class Keyword(Verifier):
         return np.fromiter((search(self._head(t)) is not None for t in texts), dtype=np.float64, count=len(texts))  # [B]
 
     def starts(self, tokenizer: Any, vocab_size: int | None = None) -> list[int]:
-        """Token ids whose text (leading spaces dropped, any case) begins the word: at least
-        three characters of it, or all of it."""
-        word = self.word.lower()
-        need = min(3, len(word))
-        return [i for i, t in enumerate(token_texts(tokenizer, vocab_size))
-                if len(t.lstrip()) >= need and word.startswith(t.lstrip().lower())]
+        """Token ids that begin the word (:class:`WordGuide`'s first tokens)."""
+        return self.guide(tokenizer, vocab_size).first
 
-    def guide(self, tokenizer: Any, vocab_size: int | None = None) -> TokenBoost:
-        """A proposal-only hook for SMC (``guide=``): ``+boost`` on the tokens of :meth:`starts`,
-        so particles try the word more often; SMC's weights take the boost back out
-        (:math:`\\log p - \\log q`), and the keyword's process score decides what survives."""
-        return TokenBoost(self.starts(tokenizer, vocab_size), self.boost, name=f"{self.name} guide")
+    def guide(self, tokenizer: Any, vocab_size: int | None = None) -> WordGuide:
+        """A proposal-only hook for SMC (``guide=``): a :class:`WordGuide`, ``+boost`` on the
+        tokens that begin the word and then on those that finish it, until a row has written
+        it; SMC's weights take the boost back out (:math:`\\log p - \\log q`), and the
+        keyword's process score decides what survives."""
+        return WordGuide(self.word, tokenizer, boost=self.boost, vocab_size=vocab_size, name=f"{self.name} guide")
