@@ -50,6 +50,7 @@ def answers_fk(gen, reward, classes, k, potential, *, steps, every, lam, seed):
 
 
 def answers_best_of_k(gen, reward, classes, k, *, steps, seed):
+    from ponder.search.config import seed_for
     from ponder.search.ledger import Ledger
     from ponder.search.verify import score_states
 
@@ -58,7 +59,7 @@ def answers_best_of_k(gen, reward, classes, k, *, steps, seed):
         roots = [gen.root(c, steps=steps) for c in classes]
         states = [s for kids in gen.expand(roots, k, seed=seed) for s in kids]
         for s in range(steps):
-            states = [kids[0] for kids in gen.expand(states, 1, seed=seed + 1 + s)]
+            states = [kids[0] for kids in gen.expand(states, 1, seed=seed_for(seed, 1 + s))]
         r = score_states(reward, states).reshape(len(classes), k)
     pick = r.argmax(axis=1)
     return torch.stack([states[i * k + j].x for i, j in enumerate(pick.tolist())]), led

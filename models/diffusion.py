@@ -68,6 +68,7 @@ import numpy as np
 import torch
 
 from ponder.search import ledger
+from ponder.search.config import seed_for
 from ponder.search.protocols import ConfigError, LatentState, PonderError, check_choice
 
 STOCHASTIC = ("DDPMScheduler", "DDIMScheduler", "EulerAncestralDiscreteScheduler")
@@ -406,5 +407,5 @@ class Diffusion:
         seed = int(self._rng.integers(2**62)) if seed is None else seed
         states = [kids[0] for kids in self.expand(roots, 1, seed=seed)]
         for s in range(roots[0].steps):
-            states = [kids[0] for kids in self.expand(states, 1, seed=seed + 1 + s)]
+            states = [kids[0] for kids in self.expand(states, 1, seed=seed_for(seed, 1 + s))]
         return states

@@ -51,8 +51,15 @@ def stop_strings(owner: str, value: Any) -> tuple[str, ...]:
 
 
 def seed_for(seed: int | None, call: int) -> int | None:
-    """The seed of a search's ``call``-th generator call: ``seed + call``, or None (the generator's stream)."""
-    return None if seed is None else int(seed) + call
+    """The seed of a search's ``call``-th generator call, or None (the generator's stream).
+
+    A hash of ``(seed, call)`` (numpy's ``SeedSequence``), not ``seed + call``: with the sum, the
+    search seeded ``s`` would draw in its call 1 what the search seeded ``s + 1`` draws in its
+    call 0, so runs with consecutive seeds shared their random streams.
+    """
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence((int(seed), int(call))).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +67,8 @@ class SearchConfig:
     """The base of every search's configuration.
 
     Args:
-        seed: seeds the search's c-th generator call with ``seed + c``; None draws from the
-            generator's own stream.
+        seed: seeds the search's c-th generator call with ``seed_for(seed, c)`` (a hash of
+            both); None draws from the generator's own stream.
     """
 
     seed: int | None = None

@@ -59,7 +59,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ponder.kernels import resample as resampling
-from ponder.search.config import SearchConfig, check_int, check_option, check_real
+from ponder.search.config import SearchConfig, check_int, check_option, check_real, seed_for
 from ponder.search.errors import ConfigError
 from ponder.search.ledger import Budget, Ledger, charge, register_counter
 from ponder.search.protocols import LatentState
@@ -213,7 +213,7 @@ def run(
 
     def seed() -> int | None:
         call[0] += 1
-        return None if config.seed is None else config.seed + call[0]
+        return seed_for(config.seed, call[0])
 
     with trace.running(lambda: _ranked(groups, config, rng, final=False)):
         roots = [generator.root(p, **({} if config.steps is None else {"steps": config.steps})) for p in prompts]

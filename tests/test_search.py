@@ -181,9 +181,9 @@ def test_aggregation_modes_rank_paths_as_defined(path, best):
 def test_beam_keeps_width_beams_by_path_score(lm, aggregation):
     width, expansions = 3, 2
     result = ponder.search(
-        "beam", lm, LETTERS, PROMPT, width=width, expansions=expansions, stop="e", step_tokens=6, max_new_tokens=16, aggregation=aggregation, seed=13
+        "beam", lm, LETTERS, PROMPT, width=width, expansions=expansions, stop="e", step_tokens=6, max_new_tokens=16, aggregation=aggregation, seed=16
     )
-    assert result.info["depths"][0]["completed"] > 0  # seed 13: an answer completes at depth 1, so fewer beams are kept
+    assert result.info["depths"][0]["completed"] > 0  # seed 16: an answer completes at depth 1, so fewer beams are kept
     tree = result.tree
     for node in tree[1:]:  # path scores follow the definition
         steps = [n.scores["letters"] for n in node.path()[1:]]
@@ -260,7 +260,7 @@ def test_allocate_properties(rewards, width, temperature):
     assert np.all(np.diff(counts[order]) >= -1)  # a better reward never gets fewer children by more than rounding
 
 
-@pytest.mark.parametrize("seed, shape", [(13, "an answer completes at depth 1"), (56, "unequal counts [1, 1, 4] at depth 2")])
+@pytest.mark.parametrize("seed, shape", [(16, "an answer completes at depth 1"), (1, "unequal counts [1, 1, 4] at depth 2")])
 def test_rebase_allots_children_by_allocate(lm, seed, shape):
     width, T = 6, 0.05
     result = ponder.search("rebase", lm, LETTERS, PROMPT, width=width, balance_temperature=T, stop="e", step_tokens=6, max_new_tokens=12, seed=seed)
@@ -268,7 +268,7 @@ def test_rebase_allots_children_by_allocate(lm, seed, shape):
     for node in result.tree[1:]:
         by_depth[node.depth].append(node)
     assert len(by_depth[1]) == width
-    if seed == 13:
+    if shape.startswith("an answer"):
         assert 0 < result.info["depths"][0]["completed"] < width, shape
     else:
         assert sorted(collections.Counter(n.parent.id for n in by_depth[2]).values()) == [1, 1, 4], shape
@@ -289,8 +289,8 @@ def test_rebase_allots_children_by_allocate(lm, seed, shape):
 
 
 def test_rebase_majority_select(lm):
-    # seed 6: two distinct answers among the finished ones, "1" four times; the vote is not a tie
-    result = ponder.search("rebase", lm, LETTERS, "7 * 6 = 42, 3 + 4 =", width=8, stop=(), step_tokens=6, max_new_tokens=18, select="majority", seed=6)
+    # seed 2: two distinct answers among the finished ones, "24" twice and "56" once; the vote is not a tie
+    result = ponder.search("rebase", lm, LETTERS, "7 * 6 = 42, 3 + 4 =", width=8, stop=(), step_tokens=6, max_new_tokens=18, select="majority", seed=2)
     counts = collections.Counter(extract_answer(c.text) for c in result.candidates if c.finished and extract_answer(c.text) is not None)
     assert result.info.get("depths") and result.stopped == "done"
     assert len(counts) >= 2 and sorted(counts.values())[-1] > sorted(counts.values())[-2], counts  # a real contest
