@@ -64,6 +64,9 @@ constrained sampling with the paired difference above 2 standard errors; on the 
 best-of-N at equal tokens satisfies fewer, with the gap above its 95% interval; >= 2x llamppl's
 particle-steps per second.
 
+``--topics fresh --tasks keyword`` reruns the keyword task on a second list of 30 topics (FRESH),
+written after the guide was settled, into ``smc_lm_fresh.json``/``.md``.
+
 Rows are appended per (task, method, prompt) to ``bench/results/smc_lm.jsonl`` and reused, so a
 run can be stopped (``--time-limit``) and resumed.
 
@@ -97,6 +100,19 @@ TOPICS = [
     ("the summer", "sun"), ("a road trip", "car"), ("a museum", "statue"), ("a wedding", "ring"),
     ("an island", "palm"), ("a bakery", "cake"), ("a zoo", "lion"), ("a beach", "sand"),
     ("a computer", "screen"), ("a park", "bench"), ("the moon landing", "flag"), ("a snowy night", "fire"),
+]
+
+# a second set, written after the keyword guide was settled on TOPICS, to check it on prompts it
+# was never run on (``--topics fresh``)
+FRESH = [
+    ("a fishing trip", "hook"), ("a thunderstorm", "lightning"), ("a chess game", "knight"), ("a circus", "clown"),
+    ("a lighthouse", "lamp"), ("a volcano", "lava"), ("a pirate ship", "parrot"), ("a science lab", "microscope"),
+    ("a jungle", "monkey"), ("a violin concert", "bow"), ("an airport", "luggage"), ("a picnic", "basket"),
+    ("a castle", "tower"), ("a spaceship", "engine"), ("a haunted house", "ghost"), ("a bookshop", "shelf"),
+    ("a marathon", "shoes"), ("a snowman", "carrot"), ("a harbor", "anchor"), ("a vineyard", "grape"),
+    ("a police station", "badge"), ("a barber shop", "mirror"), ("a honey farm", "hive"), ("a ski resort", "lift"),
+    ("an orchard", "apple"), ("a tailor", "needle"), ("a candle shop", "wax"), ("a cave", "bat"),
+    ("a swimming pool", "towel"), ("an old clock", "pendulum"),
 ]
 
 
@@ -255,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", default="lipogram,keyword,speed")
     p.add_argument("--speed-rounds", type=int, default=3)
     p.add_argument("--time-limit", type=float, default=None, help="seconds; stop starting new prompts after it (rerun to resume)")
+    p.add_argument("--topics", choices=("main", "fresh"), default="main",
+                   help="the topic list: main (TOPICS) or fresh (FRESH; results go to smc_lm_fresh.*)")
     p.add_argument("--report", action="store_true", help="only rewrite the report from stored rows")
     args = p.parse_args(argv)
     import torch
@@ -263,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     import ponder
 
     tasks = args.tasks.split(",")
-    topics = TOPICS[: args.prompts]
+    topics = (TOPICS if args.topics == "main" else FRESH)[: args.prompts]
     names = [t for t, _ in topics]
     rows = load_rows(args)
     lm = None if args.report else ponder.load("smollm2")
@@ -291,9 +309,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"[smc_lm] {task} {m} {topic!r}: {'ok' if row['satisfied'] else '--'} fluency {row['fluency']:.2f} "
                       f"{row['seconds']:.1f} s | {(row['text'] or '')[:70]!r}", flush=True)
     speed_path = RESULTS / "smc_lm_speed.json"
-    if "speed" in tasks and not args.report and not stopped_early:
+    if "speed" in tasks and not args.report and not stopped_early and args.topics == "main":
         speed_path.write_text(json.dumps(speed(lm, n=args.particles, tokens=args.tokens, rounds=args.speed_rounds, seed=7), indent=1) + "\n")
-    sp = json.loads(speed_path.read_text()) if speed_path.exists() else None
+    sp = json.loads(speed_path.read_text()) if speed_path.exists() and args.topics == "main" else None
     report(rows, names, sp, args)
 
 
@@ -351,7 +369,7 @@ def report(rows: dict, names: list[str], sp: dict | None, args) -> None:
     examples = [r for r in get("lipogram", "smc")[:3]] + [r for r in get("lipogram", "local")[:3]]
     if examples:
         md += ["", "## Examples", ""] + [f"- {r['method']} ({r['topic']}): {r['text']!r}" for r in examples]
-    write_results("smc_lm", {"settings": vars(args), "lipogram": lip, "keyword": kw, "speed": sp}, "\n".join(md), metrics=metrics)
+    write_results("smc_lm" if args.topics == "main" else "smc_lm_fresh", {"settings": vars(args), "lipogram": lip, "keyword": kw, "speed": sp}, "\n".join(md), metrics=metrics)
 
 
 if __name__ == "__main__":
