@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", default="lipogram,keyword,speed")
     p.add_argument("--speed-rounds", type=int, default=3)
     p.add_argument("--time-limit", type=float, default=None, help="seconds; stop starting new prompts after it (rerun to resume)")
+    p.add_argument("--methods", default=None, help="only these methods (comma list; default: all of each task)")
     p.add_argument("--topics", choices=("main", "fresh"), default="main",
                    help="the topic list: main (TOPICS) or fresh (FRESH; results go to smc_lm_fresh.*)")
     p.add_argument("--report", action="store_true", help="only rewrite the report from stored rows")
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"[smc_lm] time limit reached in {task} after {i} prompts (rerun to resume)")
                 stopped_early = True
                 break
-            for m in methods[task]:  # interleaved per prompt
+            for m in [m for m in methods[task] if args.methods is None or m in args.methods.split(",")]:  # interleaved per prompt
                 if (task, m, topic) in rows:
                     continue
                 row = run_one(lm, task, m, topic, keyword, n=args.particles, tokens=args.tokens, step_tokens=args.step_tokens,
