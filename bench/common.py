@@ -121,13 +121,15 @@ def check_metrics(rows: list[dict]) -> list[dict]:
 def write_results(name: str, payload: dict, markdown: str, *, metrics: list[dict] | None = None) -> Path:
     """Write ``bench/results/NAME.json`` and ``NAME.md``; returns the JSON path.
 
-    ``metrics`` (rows from :func:`metric`) go to the JSON's ``"metrics"`` key and, as a
+    ``metrics`` (rows from :func:`metric`) go to the JSON's ``"metrics"`` key (and to ``"rows"``
+    unless the benchmark wrote its own) and, as a
     ``metric | value | target | met`` table, to the end of the markdown.
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **payload}
     if metrics is not None:
         payload["metrics"] = check_metrics(metrics)
+        payload.setdefault("rows", payload["metrics"])  # the house format: the headline rows under "rows"
         markdown = markdown.rstrip() + "\n\n" + markdown_table(metrics, list(METRIC_KEYS))
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

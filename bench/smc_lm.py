@@ -309,9 +309,9 @@ def main(argv: list[str] | None = None) -> None:
                     f.write(json.dumps(row) + "\n")
                 print(f"[smc_lm] {task} {m} {topic!r}: {'ok' if row['satisfied'] else '--'} fluency {row['fluency']:.2f} "
                       f"{row['seconds']:.1f} s | {(row['text'] or '')[:70]!r}", flush=True)
-    speed_path = RESULTS / "smc_lm_speed.json"
+    speed_path = RESULTS / "smc_lm_speed.jsonl"  # the raw rounds, one JSON line
     if "speed" in tasks and not args.report and not stopped_early and args.topics == "main":
-        speed_path.write_text(json.dumps(speed(lm, n=args.particles, tokens=args.tokens, rounds=args.speed_rounds, seed=7), indent=1) + "\n")
+        speed_path.write_text(json.dumps(speed(lm, n=args.particles, tokens=args.tokens, rounds=args.speed_rounds, seed=7)) + "\n")
     sp = json.loads(speed_path.read_text()) if speed_path.exists() and args.topics == "main" else None
     report(rows, names, sp, args)
 
