@@ -62,6 +62,7 @@ __all__ = [
     "Enumerate",
     "Environment",
     "LMProposer",
+    "LegalCallMask",
     "Proposal",
     "Tool",
     "ToolError",
@@ -71,6 +72,7 @@ __all__ = [
 ]
 
 ISOLATIONS = ("thread", "process", "inline")
+CONSTRAINTS = ("none", "legal")
 for _name, _what in (("tool_calls", "tool calls run"), ("tool_failures", "tool calls that raised"),
                      ("tool_timeouts", "tool calls that overran their time limit"),
                      ("tool_rejected", "tool calls refused before running (bad arguments, illegal)"),
@@ -493,6 +495,70 @@ class Enumerate:
         return out
 
 
+class LegalCallMask:
+    r"""A logits hook under which each row can only spell one of its state's legal calls.
+
+    For a row whose prompt is state :math:`s`'s, with targets
+    :math:`T_s = \{\text{" "} + \mathrm{str}(c) + \text{"\\n"} : c \in \mathrm{legal}(s)\}` and
+    the step's text so far :math:`x`, token :math:`v` (decoded text :math:`t_v`) is kept iff
+    :math:`x t_v` is a prefix of some target; every other logit becomes :math:`-\infty`. Each
+    target's first ``len - len(x)`` characters are looked up in a text-to-ids table of the
+    vocabulary, so a step costs :math:`O(|T_s| \cdot L)` dictionary lookups per row (L: a call's
+    length), not a pass over the vocabulary. Only calls that ``env.parse`` reads back as
+    themselves become targets.
+
+    Args:
+        tokenizer: decodes the vocabulary (built once, on first use, at the logits' width).
+    """
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.texts: list[str] | None = None
+        self.by_text: dict[str, list[int]] = {}
+
+    def _vocab(self, width: int) -> None:
+        from ponder.models.sampling import token_texts  # noqa: PLC0415 (torch only when constraining)
+
+        self.texts = token_texts(self.tokenizer, width)
+        self.by_text = {}
+        for i, t in enumerate(self.texts):
+            if t:
+                self.by_text.setdefault(t, []).append(i)
+
+    def targets(self, calls: Sequence[Call], env: Environment) -> list[str]:
+        """The lines that spell ``calls`` (those ``env.parse`` reads back as themselves)."""
+        return [f" {c}\n" for c in calls if env.parse(str(c)) == c]
+
+    def for_calls(self, roots: Sequence[Any], legal: Sequence[Sequence[Call]], env: Environment) -> Callable:
+        """The hook for one ``expand`` over ``roots``: row parents are looked up by their tokens."""
+        table = {tuple(r.tokens): self.targets(calls, env) for r, calls in zip(roots, legal)}
+
+        def hook(states, logits):  # logits [R, V]
+            import torch  # noqa: PLC0415
+
+            if self.texts is None or len(self.texts) != logits.shape[1]:
+                self._vocab(logits.shape[1])
+            rows: list[int] = []
+            cols: list[int] = []
+            for r, st in enumerate(states):
+                done = "".join(self.texts[t] for t in st.step_tokens)
+                ids: set[int] = set()
+                for line in table[tuple(st.parent.tokens)]:
+                    if line.startswith(done):
+                        rest = line[len(done):]
+                        for n in range(1, len(rest) + 1):
+                            ids.update(self.by_text.get(rest[:n], ()))
+                if not ids:  # nothing spells on (cannot happen with a byte-level vocabulary): leave the row free
+                    ids = range(logits.shape[1])
+                rows.extend([r] * len(ids))
+                cols.extend(ids)
+            mask = torch.full_like(logits, float("-inf"))
+            mask[rows, cols] = 0.0
+            return logits + mask
+
+        return hook
+
+
 class LMProposer:
     r"""A language model writes ``k`` calls per state; they are parsed strictly.
 
@@ -506,25 +572,42 @@ class LMProposer:
     not). Calls that are well formed but illegal in the state are kept: executing them gives a
     ``"rejected"`` observation, counted as ``tool_rejected``.
 
+    With ``constrain="legal"`` the model can only spell legal calls: a :class:`LegalCallMask`
+    logits hook keeps, at every token, only the tokens that continue the line toward one of the
+    state's legal calls (``" " + str(call) + "\n"`` for each ``env.legal_calls(world)``). The
+    model's preferences among the legal calls are kept (its logits, renormalised over what the
+    mask allows), none of its samples is wasted, and ``proposals_malformed`` stays 0; a state
+    without legal calls is a dead end and costs no decoding.
+
     Args:
-        lm: a text generator (``root``, ``expand`` with ``step=``), e.g. :class:`ponder.models.LM`.
+        lm: a text generator (``root``, ``expand`` with ``step=`` and ``logits_hook=``), e.g.
+            :class:`ponder.models.LM`; ``constrain="legal"`` also needs its ``tokenizer``.
         temperature: sampling temperature of the calls.
         max_tokens: the longest call line, in tokens.
         seed: seed of the sampling streams (each propose call draws fresh ones).
         chat: how the LM reads the prompt: "raw" (default: the prompt is a few-shot completion
             that ends where a call is written; a chat template would make an instruct model
             answer in prose) or the LM's other chat modes.
+        constrain: "none" (free sampling, parsed strictly) or "legal" (only legal calls can be
+            written; see above).
     """
 
     name = "lm"
 
-    def __init__(self, lm: Any, *, temperature: float = 0.8, max_tokens: int = 16, seed: int = 0, chat: str = "raw"):
+    def __init__(self, lm: Any, *, temperature: float = 0.8, max_tokens: int = 16, seed: int = 0, chat: str = "raw",
+                 constrain: str = "none"):
         self.lm = lm
         self.chat = chat
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
         self.seed = seed
         self.calls = 0
+        self.constrain = check_choice("constrain", constrain, CONSTRAINTS)
+        self._mask = None
+        if constrain == "legal":
+            if getattr(lm, "tokenizer", None) is None:
+                raise ConfigError(f"constrain='legal' needs an LM with a tokenizer; {type(lm).__name__} has none")
+            self._mask = LegalCallMask(lm.tokenizer)
 
     def prompt(self, env: Environment, world: Any) -> str:
         if hasattr(env, "lm_prompt"):
@@ -533,10 +616,23 @@ class LMProposer:
 
     def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None) -> list[list[Proposal]]:
         k = 8 if k is None else int(k)
+        hook = None
+        if self._mask is not None:
+            legal = [env.legal_calls(s.world) for s in states]
+            live = [i for i, calls in enumerate(legal) if calls]  # no legal call: a dead end, nothing to decode
+            if len(live) < len(states):
+                sub = self.propose(env, [states[i] for i in live], k) if live else []
+                out: list[list[Proposal]] = [[] for _ in states]
+                for i, props in zip(live, sub):
+                    out[i] = props
+                return out
         roots = [self.lm.root(self.prompt(env, s.world), chat=self.chat) for s in states]
+        if self._mask is not None:
+            hook = self._mask.for_calls(roots, legal, env)
         step = Step(max_tokens=self.max_tokens, stop=("\n",))
         self.calls += 1
-        children = self.lm.expand(roots, k, step=step, temperature=self.temperature, seed=seed_for(self.seed, self.calls))
+        children = self.lm.expand(roots, k, step=step, temperature=self.temperature, seed=seed_for(self.seed, self.calls),
+                                  logits_hook=hook)
         out = []
         for kids in children:
             counts: dict[Call, int] = {}

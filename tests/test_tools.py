@@ -1,5 +1,6 @@
 """Tools as a generator (ponder.models.tools) and the Game of 24 environment (ponder.models.game24)."""
 
+import math
 import time
 from fractions import Fraction
 
@@ -141,6 +142,40 @@ def test_lm_proposer_parses_calls_from_a_real_lm_and_counts_malformed(tiny_lm):
     assert ledger.count("proposals") == 6
     assert ledger.count("proposals_malformed") == 6 - sum(p.count for p in proposals)
     assert all(isinstance(p.call, Call) for p in proposals)
+
+
+def test_constrained_lm_proposer_writes_only_legal_calls_even_from_a_random_lm(tiny_lm):
+    env = Game24()
+    gen = ToolGenerator(env, proposer=LMProposer(tiny_lm, max_tokens=16, constrain="legal"))
+    roots = [gen.root("4 9 10 13"), gen.root("1 1 2 3")]
+    ledger = Ledger()
+    with ledger.active():
+        proposals = gen.propose(roots, 6)
+    # the same random model that writes only gibberish unconstrained: every line is now a legal call
+    assert ledger.count("proposals") == 12 and ledger.count("proposals_malformed") == 0
+    for root, props in zip(roots, proposals):
+        legal = set(env.legal_calls(root.world))
+        assert sum(p.count for p in props) == 6
+        assert props and all(p.call in legal for p in props)
+        assert math.isclose(sum(math.exp(p.logprob) for p in props), 1.0)
+
+
+def test_constrained_lm_proposer_skips_dead_ends_and_rejects_bad_options(tiny_lm):
+    env = Game24()
+    gen = ToolGenerator(env, proposer=LMProposer(tiny_lm, constrain="legal"))
+    s = gen.root("1 2 3 4")
+    for call in (Call("add", (1, 2)), Call("add", (3, 3))):
+        s = gen.expand([s], actions=[[call]])[0][0]
+    live = s  # 6 4
+    dead = gen.expand([s], actions=[[Call("add", (6, 4))]])[0][0]  # 10: no legal call, not solved
+    assert not env.legal_calls(dead.world) and not dead.solved
+    ledger = Ledger()
+    with ledger.active():
+        out = gen.propose([dead, live], 3)
+    assert out[0] == [] and sum(p.count for p in out[1]) == 3
+    assert ledger.count("proposals") == 3  # nothing decoded for the dead end
+    with pytest.raises(ConfigError, match="constrain"):
+        LMProposer(tiny_lm, constrain="grammar")
 
 
 @pytest.fixture(scope="module")
