@@ -532,24 +532,36 @@ class LegalCallMask:
     def for_calls(self, roots: Sequence[Any], legal: Sequence[Sequence[Call]], env: Environment) -> Callable:
         """The hook for one ``expand`` over ``roots``: row parents are looked up by their tokens."""
         table = {tuple(r.tokens): self.targets(calls, env) for r, calls in zip(roots, legal)}
+        parent_lines: dict[int, list[str]] = {}  # id(parent node) -> its lines (parents outlive the call)
+        allowed: dict[tuple[int, str], list[int]] = {}  # (id(parent), text so far) -> token ids
+
+        def ids_for(parent, done: str, width: int) -> list[int]:
+            lines = parent_lines.get(id(parent))
+            if lines is None:
+                lines = parent_lines[id(parent)] = table[tuple(parent.tokens)]
+            ids: set[int] = set()
+            for line in lines:
+                if line.startswith(done):
+                    rest = line[len(done):]
+                    for n in range(1, len(rest) + 1):
+                        ids.update(self.by_text.get(rest[:n], ()))
+            # nothing spells on (cannot happen with a byte-level vocabulary): leave the row free
+            return sorted(ids) if ids else list(range(width))
 
         def hook(states, logits):  # logits [R, V]
             import torch  # noqa: PLC0415
 
-            if self.texts is None or len(self.texts) != logits.shape[1]:
-                self._vocab(logits.shape[1])
+            width = logits.shape[1]
+            if self.texts is None or len(self.texts) != width:
+                self._vocab(width)
             rows: list[int] = []
             cols: list[int] = []
             for r, st in enumerate(states):
                 done = "".join(self.texts[t] for t in st.step_tokens)
-                ids: set[int] = set()
-                for line in table[tuple(st.parent.tokens)]:
-                    if line.startswith(done):
-                        rest = line[len(done):]
-                        for n in range(1, len(rest) + 1):
-                            ids.update(self.by_text.get(rest[:n], ()))
-                if not ids:  # nothing spells on (cannot happen with a byte-level vocabulary): leave the row free
-                    ids = range(logits.shape[1])
+                key = (id(st.parent), done)
+                ids = allowed.get(key)
+                if ids is None:
+                    ids = allowed[key] = ids_for(st.parent, done, width)
                 rows.extend([r] * len(ids))
                 cols.extend(ids)
             mask = torch.full_like(logits, float("-inf"))
