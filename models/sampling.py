@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any
 
 import numpy as np
 import torch
@@ -104,12 +103,3 @@ class Sampling:
 def row_seed(seed: int, parent: int, child: int) -> int:
     """The seed of the stream of child ``child`` of the parent at position ``parent`` in a call."""
     return int(np.random.SeedSequence((int(seed), int(parent), int(child))).generate_state(1, np.uint64)[0] >> 1)
-
-
-def token_texts(tokenizer: Any, vocab_size: int | None = None) -> list[str]:
-    """Every token's decoded text (special tokens as ""), for ids ``0 .. vocab_size - 1``
-    (default ``len(tokenizer)``; ids the tokenizer does not know decode to "")."""
-    n = len(tokenizer) if vocab_size is None else int(vocab_size)
-    known = min(n, len(tokenizer))
-    texts = tokenizer.batch_decode([[i] for i in range(known)], skip_special_tokens=True)
-    return list(texts) + [""] * (n - known)

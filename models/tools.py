@@ -54,6 +54,7 @@ import typing
 from fractions import Fraction
 from typing import Any, Callable, Protocol, Sequence
 
+from ponder.models.vocab import token_texts
 from ponder.search.config import seed_for
 from ponder.search.ledger import charge, register_counter
 from ponder.search.protocols import Call, ConfigError, Observation, PonderError, Step, ToolState, check_choice
@@ -517,8 +518,6 @@ class LegalCallMask:
         self.by_text: dict[str, list[int]] = {}
 
     def _vocab(self, width: int) -> None:
-        from ponder.models.sampling import token_texts  # noqa: PLC0415 (torch only when constraining)
-
         self.texts = token_texts(self.tokenizer, width)
         self.by_text = {}
         for i, t in enumerate(self.texts):

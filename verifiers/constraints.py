@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ponder.models.sampling import token_texts
+from ponder.models.vocab import token_texts
 from ponder.search.protocols import KINDS, ConfigError, check_choice
 from ponder.verifiers.base import Verifier
 
