@@ -531,15 +531,11 @@ class LegalCallMask:
     def for_calls(self, roots: Sequence[Any], legal: Sequence[Sequence[Call]], env: Environment) -> Callable:
         """The hook for one ``expand`` over ``roots``: row parents are looked up by their tokens."""
         table = {tuple(r.tokens): self.targets(calls, env) for r, calls in zip(roots, legal)}
-        parent_lines: dict[int, list[str]] = {}  # id(parent node) -> its lines (parents outlive the call)
-        allowed: dict[tuple[int, str], list[int]] = {}  # (id(parent), text so far) -> token ids
+        allowed: dict[tuple[int, str], list[int]] = {}  # (id(parent), text so far) -> token ids; parents outlive the call
 
         def ids_for(parent, done: str, width: int) -> list[int]:
-            lines = parent_lines.get(id(parent))
-            if lines is None:
-                lines = parent_lines[id(parent)] = table[tuple(parent.tokens)]
             ids: set[int] = set()
-            for line in lines:
+            for line in table[tuple(parent.tokens)]:
                 if line.startswith(done):
                     rest = line[len(done):]
                     for n in range(1, len(rest) + 1):
@@ -627,25 +623,20 @@ class LMProposer:
 
     def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None) -> list[list[Proposal]]:
         k = 8 if k is None else int(k)
-        hook = None
+        out: list[list[Proposal]] = [[] for _ in states]
+        live = list(range(len(states)))
         if self._mask is not None:
             legal = [env.legal_calls(s.world) for s in states]
-            live = [i for i, calls in enumerate(legal) if calls]  # no legal call: a dead end, nothing to decode
-            if len(live) < len(states):
-                sub = self.propose(env, [states[i] for i in live], k) if live else []
-                out: list[list[Proposal]] = [[] for _ in states]
-                for i, props in zip(live, sub):
-                    out[i] = props
+            live = [i for i in live if legal[i]]  # no legal call: a dead end, nothing to decode
+            if not live:
                 return out
-        roots = [self.lm.root(self.prompt(env, s.world), chat=self.chat) for s in states]
-        if self._mask is not None:
-            hook = self._mask.for_calls(roots, legal, env)
+        roots = [self.lm.root(self.prompt(env, states[i].world), chat=self.chat) for i in live]
+        hook = None if self._mask is None else self._mask.for_calls(roots, [legal[i] for i in live], env)
         step = Step(max_tokens=self.max_tokens, stop=("\n",))
         self.calls += 1
         children = self.lm.expand(roots, k, step=step, temperature=self.temperature, seed=seed_for(self.seed, self.calls),
                                   logits_hook=hook)
-        out = []
-        for kids in children:
+        for i, kids in zip(live, children):
             counts: dict[Call, int] = {}
             malformed = 0
             for kid in kids:
@@ -655,7 +646,7 @@ class LMProposer:
                 else:
                     counts[call] = counts.get(call, 0) + 1
             charge(proposals=len(kids), proposals_malformed=malformed)
-            out.append([Proposal(c, math.log(n / len(kids)), n) for c, n in counts.items()])
+            out[i] = [Proposal(c, math.log(n / len(kids)), n) for c, n in counts.items()]
         return out
 
 
