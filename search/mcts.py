@@ -262,14 +262,17 @@ class _Search:
             self.made.update(zip(todo, fresh))
             self.unexplored -= len(todo)
         children = [self.made[e] for e in edges]
-        values = self._values(children)  # [M]
+        unique = list(dict.fromkeys(children))  # scored once each
+        where = {id(c): i for i, c in enumerate(unique)}
+        values = self._values(unique)[[where[id(c)] for c in children]]  # [M]
         terminal = np.array([c.finished or c.depth >= self.config.max_depth or c.index in self.slots and not self.slots[c.index] for c in children])
         for c in children:
             if c.finished and c not in self.finished:
                 self.finished.append(c)
             if self.goal is None and self._solved(c):
                 self.goal = c
-        grow = [c for c, t in zip(children, terminal) if not t and c.index not in self.slots]
+        # each new state once: two leaves of a pass may end at the same edge
+        grow = list(dict.fromkeys(c for c, t in zip(children, terminal) if not t and c.index not in self.slots))
         if grow:
             for c, succ in zip(grow, self._successors(grow)):
                 self.slots[c.index] = self._take(c, succ)

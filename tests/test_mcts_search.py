@@ -72,6 +72,16 @@ def test_mcts_over_lm_steps_builds_a_consistent_tree(lm):
     assert all(c == 3 for c in counts.values())  # k = 3 steps sampled per expanded state
 
 
+def test_leaves_at_the_same_edge_expand_its_state_once(lm):
+    # k = 1: the root has one action, so all four leaves of the first pass take the same edge
+    r = ponder.search("mcts", lm, LETTERS, "Hi", simulations=8, k=1, leaves=4, step_tokens=3, seed=0)
+    assert r.info["largest_batch"] == 4
+    counts = {}
+    for node in r.tree[1:]:
+        counts[node.parent.index] = counts.get(node.parent.index, 0) + 1
+    assert len(counts) >= 2 and all(c == 1 for c in counts.values())  # one sampled step per expanded state
+
+
 def test_rollout_values_are_scores_of_sampled_completions(lm):
     r = ponder.search("mcts", lm, LETTERS, "Hi", simulations=4, k=2, value="rollout", step_tokens=4, max_new_tokens=12, seed=0)
     rollouts = [n for n in r.tree if n.meta.get("rollout")]
