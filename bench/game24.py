@@ -20,6 +20,8 @@ result to score it (a value over states) counts that call as executed; a policy 
 - ``astar_lm``: A* whose calls SmolLM2 writes (8 samples per expansion, parsed strictly, cost
   -log of a call's frequency among the samples), with the learned value; on a fixed 50 of the
   puzzles (the first 50 rows from 800), since every expansion is an LM call.
+- ``astar_lm_legal``: the same, with ``LMProposer(constrain="legal")``: a logits mask lets the
+  model spell only the state's legal calls, so none is malformed or rejected.
 
 Beside the searches, ``--value-auc N`` judges N held-out depth-1 states (one random legal call from
 each of the first N puzzles of row 800+, seeded) with the learned value and with SmolLM2 as a value
@@ -34,7 +36,7 @@ Tree-of-Thoughts test puzzles, 135.7 on average. Targets, fixed before the run: 
 policy solves 100% with mean operations <= 15 and max <= 100; A* + learned value solves 100%
 with >= 3x fewer operations than DFS on average.
 
-    python -m bench game24 [--methods dfs,bfs,astar_value,astar_policy,mcts_value,astar_lm] [--limit N] [--lm-puzzles 50]
+    python -m bench game24 [--methods dfs,bfs,astar_value,astar_policy,mcts_value,astar_lm,astar_lm_legal] [--limit N] [--lm-puzzles 50]
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ import numpy as np
 
 from .common import RESULTS, markdown_table, metric, write_results
 
-METHODS = ("dfs", "bfs", "astar_value", "astar_policy", "mcts_value", "astar_lm")
+METHODS = ("dfs", "bfs", "astar_value", "astar_policy", "mcts_value", "astar_lm", "astar_lm_legal")
+LM_METHODS = ("astar_lm", "astar_lm_legal")
 OPS_CAP = 700
 FIRST_ROW = 800
 LOG = RESULTS / "game24.jsonl"
@@ -79,7 +82,7 @@ def searches(methods, lm_path=None):
         out["dfs"] = runner(blind, None, order="dfs")
     if "bfs" in methods:
         out["bfs"] = runner(blind, None, order="bfs")
-    if {"astar_value", "astar_policy", "mcts_value", "astar_lm"} & set(methods):
+    if {"astar_value", "astar_policy", "mcts_value", *LM_METHODS} & set(methods):
         from ponder.verifiers.game24 import Game24Policy, Game24Value
 
         value = Game24Value()
@@ -89,9 +92,11 @@ def searches(methods, lm_path=None):
             out["astar_policy"] = runner(blind, Game24Policy(), heuristic_on="calls")
         if "mcts_value" in methods:
             out["mcts_value"] = runner(blind, value, algo="mcts", simulations=None, k=None)
-        if "astar_lm" in methods:
+        if set(LM_METHODS) & set(methods):
             lm = ponder.load(lm_path or "smollm2")
-            out["astar_lm"] = runner(ToolGenerator(env, proposer=LMProposer(lm, temperature=1.0)), value, k=8, cost="logprob")
+            for m, constrain in zip(LM_METHODS, ("none", "legal")):
+                if m in methods:
+                    out[m] = runner(ToolGenerator(env, proposer=LMProposer(lm, temperature=1.0, constrain=constrain)), value, k=8, cost="logprob")
     return out
 
 
@@ -132,7 +137,7 @@ def summarise(done: dict, methods, puzzles: dict) -> tuple[list[dict], list[dict
         rows.append(metric("A* + learned value: share solved within 700 operations", float(np.mean([r["solved"] for r in got])), 1.0, puzzles=len(got), of=full))
         if "dfs" in by:
             rows.append(metric("DFS mean operations / A* + learned value mean operations", round(by["dfs"]["ops_mean"] / by["astar_value"]["ops_mean"], 2), 3.0))
-    for m in ("dfs", "bfs", "mcts_value", "astar_lm"):
+    for m in ("dfs", "bfs", "mcts_value", *LM_METHODS):
         if m in by:
             got = [r for (mm, _), r in done.items() if mm == m]
             rows.append(metric(f"{m}: share solved within 700 operations", float(np.mean([r["solved"] for r in got])), None, puzzles=len(got)))
@@ -143,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench game24", description=__doc__.split("\n")[0])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated: " + ", ".join(METHODS))
     p.add_argument("--limit", type=int, default=None, help="only the first N puzzles from row 800 (default: all 462)")
-    p.add_argument("--lm-puzzles", type=int, default=50, help="puzzles for astar_lm (the first N from row 800)")
-    p.add_argument("--lm", default=None, help="model for astar_lm (default smollm2)")
+    p.add_argument("--lm-puzzles", type=int, default=50, help="puzzles for astar_lm and astar_lm_legal (the first N from row 800)")
+    p.add_argument("--lm", default=None, help="model for astar_lm and astar_lm_legal (default smollm2)")
     p.add_argument("--data", type=Path, default=None, help="another game24.csv")
     p.add_argument("--time-limit", type=float, default=None, help="stop starting new puzzles after this many seconds")
     p.add_argument("--value-auc", type=int, default=0, help="also judge N held-out depth-1 states with the learned and the LM value")
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                 done[(m, i)] = out
                 log.write(json.dumps(out) + "\n")
                 log.flush()
-                if (n + 1) % 50 == 0 or m == "astar_lm":
+                if (n + 1) % 50 == 0 or m in LM_METHODS:
                     print(f"[game24] {m}: {n + 1}/{len(rows)} (row {i}: solved={out['solved']}, ops={out['ops']}, {out['seconds']:.1f} s)", flush=True)
     kept = {k: v for k, v in done.items() if k[1] in puzzles and k[0] in methods}
     table, metrics = summarise(kept, methods, puzzles)
@@ -219,7 +224,7 @@ def value_aucs(puzzles: list[str], lm_path=None) -> list[dict]:
 
 def _rows_for(method: str, puzzles: dict, args) -> list[int]:
     rows = list(puzzles)
-    return rows[: args.lm_puzzles] if method == "astar_lm" else rows
+    return rows[: args.lm_puzzles] if method in LM_METHODS else rows
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ the exact :func:`~ponder.models.game24.solvable`. Inference is pure numpy: no to
     that is not among the numbers, an unknown tool) raises ``ValueError``; ``div`` by zero
     scores ``EPS``.
 
+Each weights file records the feature version it was trained on (:data:`FEATURE_VERSIONS`; the
+shipped value uses version 1, the shipped policy version 2), and the verifier encodes numbers the
+same way.
+
 Scores are probabilities clipped to ``[EPS, 1]`` so ``-log(score)`` is finite (an A* cost). Each
 network's logit is divided by a temperature per number of numbers in the state (stored with the
 weights, chosen on development splits inside the training rows): the networks are over-confident
@@ -52,6 +56,7 @@ __all__ = [
     "game24_value",
     "game24_policy",
     "number_features",
+    "number_dim",
     "state_features",
     "call_features",
     "as_numbers",
@@ -62,7 +67,8 @@ EPS = 1e-4
 WEIGHTS = Path(__file__).parent / "weights"
 TRAIN_COMMAND = "python -m ponder.verifiers.game24_train"
 OPS = ("add", "sub", "mul", "div")
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # what new weights are trained with; FEATURE_VERSIONS lists what loads
+FEATURE_VERSIONS = (1, 2)
 MAX_NUMBERS = 4  # states of 2-4 numbers go through the networks
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +92,7 @@ def _exponents(n: int) -> tuple[list[int], int]:
     return out, n
 
 
-def _number_row(x: Fraction) -> list[float]:
+def _number_row(x: Fraction, version: int) -> list[float]:
     num, den = abs(x.numerator), x.denominator
     f = float(x)
     row = [
@@ -114,24 +120,58 @@ def _number_row(x: Fraction) -> list[float]:
     hot_num[min(num, _MAX_NUM + 1)] = 1.0
     hot_den = [0.0] * (_MAX_DEN + 1)
     hot_den[min(den, _MAX_DEN + 1) - 1] = 1.0
-    return row + hot_num + hot_den
+    row += hot_num + hot_den
+    if version >= 2:  # numbers past 96 told apart: wider linear scales, residues, binary digits
+        row += [max(-16.0, min(16.0, f / 24.0)), max(-4.0, min(4.0, f / 96.0))]
+        for m in _RESIDUES:
+            hot = [0.0] * m
+            hot[num % m] = 1.0
+            row += hot
+        row += [float(num >> i & 1) for i in range(_BITS)] + [float(num >> _BITS > 0)]
+    return row
 
 
-NUMBER_DIM = len(_number_row(Fraction(1)))
+_RESIDUES = (3, 4, 5, 7, 8, 9)  # version 2: one-hot numerator residues
+_BITS = 10  # version 2: the numerator's low binary digits, then "1024 or more"
 
 
-def number_features(x: Fraction | int) -> np.ndarray:
-    """The encoding of one number on its own: ``[NUMBER_DIM]`` float32 (see the module docstring).
+def _check_version(version: int) -> int:
+    if version not in FEATURE_VERSIONS:
+        raise ValueError(f"unknown Game of 24 feature version {version!r}; the versions are {', '.join(map(str, FEATURE_VERSIONS))}")
+    return version
 
-    Presence, sign, zero, whole-or-not, ``x/24``, signed ``log(1+|x|)``, ``log|x|``, log numerator
-    and denominator, ``x == 24``, ``24/x``, whether ``24/x`` is whole, the exponents of 2, 3, 5, 7,
-    11 and 13, one-hots of the numerator (0-26) and the denominator (1-12), clipped.
+
+def number_dim(version: int = FEATURE_VERSION) -> int:
+    """The length of :func:`number_features` in ``version``."""
+    return len(_number_row(Fraction(1), _check_version(version)))
+
+
+def value_dim(version: int = FEATURE_VERSION) -> int:
+    """The length of :func:`state_features` in ``version``."""
+    return MAX_NUMBERS + MAX_NUMBERS * number_dim(version)
+
+
+def policy_dim(version: int = FEATURE_VERSION) -> int:
+    """The length of :func:`call_features` in ``version``."""
+    return 7 + MAX_NUMBERS * number_dim(version)
+
+
+def number_features(x: Fraction | int, *, version: int = FEATURE_VERSION) -> np.ndarray:
+    """The encoding of one number on its own: ``[number_dim(version)]`` float32.
+
+    Version 1: presence, sign, zero, whole-or-not, ``x/24``, signed ``log(1+|x|)``, ``log|x|``, log
+    numerator and denominator, ``x == 24``, ``24/x``, whether ``24/x`` is whole, the exponents of 2,
+    3, 5, 7, 11 and 13, one-hots of the numerator (0-26) and the denominator (1-12), clipped.
+    Version 2 appends what tells large numbers apart (version 1 sees 121 and 120 almost alike, so
+    a policy cannot find ``sub(121, 1)``): ``x/24`` clipped at 16, ``x/96`` clipped at 4, one-hots
+    of the numerator mod 3, 4, 5, 7, 8 and 9, and the numerator's 10 low bits with a ">= 1024" flag.
+    Every feature is a function of ``x`` alone.
     """
-    return np.asarray(_number_row(Fraction(x)), dtype=np.float32)
+    return np.asarray(_number_row(Fraction(x), _check_version(version)), dtype=np.float32)
 
 
-def state_features(numbers: Sequence[Fraction]) -> np.ndarray:
-    """The value's input for one state of 1-4 numbers: ``[4 + 4 * NUMBER_DIM]`` float32.
+def state_features(numbers: Sequence[Fraction], *, version: int = FEATURE_VERSION) -> np.ndarray:
+    """The value's input for one state of 1-4 numbers: ``[value_dim(version)]`` float32.
 
     A one-hot of how many numbers are left, then the numbers in ascending order, each encoded by
     :func:`number_features`, padded with zero rows to four. (The value network pools the number
@@ -142,14 +182,14 @@ def state_features(numbers: Sequence[Fraction]) -> np.ndarray:
         raise ValueError(f"the value network covers states of 1-{MAX_NUMBERS} numbers, got {len(numbers)}")
     count = np.zeros(MAX_NUMBERS, dtype=np.float32)
     count[len(numbers) - 1] = 1.0
-    blocks = [number_features(x) for x in numbers] + [np.zeros(NUMBER_DIM, np.float32)] * (MAX_NUMBERS - len(numbers))
-    return np.concatenate([count] + blocks)
+    pad = [np.zeros(number_dim(version), np.float32)] * (MAX_NUMBERS - len(numbers))
+    return np.concatenate([count] + [number_features(x, version=version) for x in numbers] + pad)
 
 
-def call_features(op: str, a: Fraction, b: Fraction, rest: Sequence[Fraction]) -> np.ndarray:
+def call_features(op: str, a: Fraction, b: Fraction, rest: Sequence[Fraction], *, version: int = FEATURE_VERSION) -> np.ndarray:
     """The policy's input for the call ``op(a, b)`` with ``rest`` the other remaining numbers.
 
-    ``[4 + 3 + 4 * NUMBER_DIM]`` float32: the op one-hot, a one-hot of how many numbers the state
+    ``[policy_dim(version)]`` float32: the op one-hot, a one-hot of how many numbers the state
     has, then :func:`number_features` of ``a``, of ``b`` and of the rest in ascending order (padded
     to two). Each number is encoded alone: nothing here combines ``a`` and ``b``. ``add`` and
     ``mul`` are symmetric, so their operands are put in ascending order first.
@@ -165,13 +205,10 @@ def call_features(op: str, a: Fraction, b: Fraction, rest: Sequence[Fraction]) -
     head = np.zeros(7, dtype=np.float32)
     head[OPS.index(op)] = 1.0
     head[4 + len(rest)] = 1.0
-    blocks = [number_features(a), number_features(b)] + [number_features(x) for x in rest]
-    blocks += [np.zeros(NUMBER_DIM, np.float32)] * (MAX_NUMBERS - 2 - len(rest))
+    blocks = [number_features(x, version=version) for x in (a, b, *rest)]
+    blocks += [np.zeros(number_dim(version), np.float32)] * (MAX_NUMBERS - 2 - len(rest))
     return np.concatenate([head] + blocks)
 
-
-VALUE_DIM = MAX_NUMBERS + MAX_NUMBERS * NUMBER_DIM
-POLICY_DIM = 7 + MAX_NUMBERS * NUMBER_DIM
 
 # ---------------------------------------------------------------------------------------------
 # Candidates
@@ -269,17 +306,17 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict, dict[str, list]]:
 
     Raises:
         FileNotFoundError: no file (the message names the training command).
-        ValueError: a file of another kind or feature version.
+        ValueError: a file of another kind or of an unknown feature version.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no Game of 24 {kind} weights at {path}; train them with `{TRAIN_COMMAND}` (see its --help)")
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-        if meta.get("kind") != kind or meta.get("feature_version") != FEATURE_VERSION:
+        if meta.get("kind") != kind or meta.get("feature_version") not in FEATURE_VERSIONS:
             raise ValueError(
                 f"{path} holds {meta.get('kind')!r} weights of feature version {meta.get('feature_version')}, "
-                f"expected {kind!r} version {FEATURE_VERSION}; retrain with `{TRAIN_COMMAND}`"
+                f"expected {kind!r} weights of version {' or '.join(map(str, FEATURE_VERSIONS))}; retrain with `{TRAIN_COMMAND}`"
             )
         parts = {part: [(z[f"{part}.{i}.W"].astype(np.float32), z[f"{part}.{i}.b"].astype(np.float32)) for i in range(count)]
                  for part, count in meta["parts"].items()}
@@ -287,11 +324,13 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict, dict[str, list]]:
 
 
 class _NumberCache:
-    """Per-number rows ``number_features(x) @ W`` for a fixed ``W`` (row 0: padding, zeros), with
-    each row's value as a float (``key``) to order numbers without Fraction comparisons."""
+    """Per-number rows ``number_features(x, version=version) @ W`` for a fixed ``W`` (row 0:
+    padding, zeros), with each row's value as a float (``key``) to order numbers without Fraction
+    comparisons."""
 
-    def __init__(self, w: np.ndarray):
+    def __init__(self, w: np.ndarray, version: int):
         self.w = w
+        self.version = version
         self.index: dict[Fraction, int] = {}
         self.key: list[float] = [0.0]
         self.array = np.zeros((256, w.shape[1]), dtype=np.float32)
@@ -306,7 +345,7 @@ class _NumberCache:
             pass
         with self.lock:
             missing = [x for x in dict.fromkeys(numbers) if x not in self.index]
-            values = np.stack([number_features(x) for x in missing]) @ self.w
+            values = np.stack([number_features(x, version=self.version) for x in missing]) @ self.w
             need = self.size + len(missing)
             if need > len(self.array):
                 grown = np.zeros((max(need, 2 * len(self.array)), self.array.shape[1]), dtype=np.float32)
@@ -352,6 +391,8 @@ class _Learned(Verifier):
                 if self._parts is None:
                     meta, parts = load_weights(self.weights, self._meta_kind)
                     self._pending_meta = meta
+                    self._version = meta["feature_version"]
+                    self._dim = number_dim(self._version)
                     self._setup(parts)
                     self._meta = meta
                     self._parts = parts
@@ -359,6 +400,12 @@ class _Learned(Verifier):
 
     def _setup(self, parts: dict) -> None:
         raise NotImplementedError
+
+    @property
+    def feature_version(self) -> int:
+        """The feature version the weights were trained on (see :func:`number_features`)."""
+        self._ensure()
+        return self._version
 
     @property
     def meta(self) -> dict:
@@ -378,9 +425,9 @@ def _temperatures(meta: dict) -> np.ndarray:
     return out
 
 
-def _slot_blocks(w0: np.ndarray, start: int, slots: int) -> np.ndarray:
+def _slot_blocks(w0: np.ndarray, start: int, slots: int, dim: int) -> np.ndarray:
     """The first-layer rows of ``slots`` consecutive number blocks, side by side: [D, slots * H]."""
-    return np.concatenate([w0[start + s * NUMBER_DIM: start + (s + 1) * NUMBER_DIM] for s in range(slots)], axis=1)
+    return np.concatenate([w0[start + s * dim: start + (s + 1) * dim] for s in range(slots)], axis=1)
 
 
 class Game24Value(_Learned):
@@ -401,7 +448,7 @@ class Game24Value(_Learned):
         w0 = parts["mlp"][0][0]
         self._count = w0[:MAX_NUMBERS]
         self._hidden = w0.shape[1]
-        self._cache = _NumberCache(_slot_blocks(w0, MAX_NUMBERS, MAX_NUMBERS))
+        self._cache = _NumberCache(_slot_blocks(w0, MAX_NUMBERS, MAX_NUMBERS, self._dim), self._version)
 
     def score(self, prompts: Sequence[Any], candidates: Sequence[Any]) -> np.ndarray:
         return self.score_numbers([_fast_numbers(c) for c in candidates])
@@ -445,7 +492,7 @@ class Game24Value(_Learned):
         return _mlp(h, parts["mlp"][1:], final_relu=False)[:, 0] / self._temperature[sizes]
 
     def forward_features(self, x: np.ndarray) -> np.ndarray:
-        """Reference path: probabilities from :func:`state_features` rows ``[B, VALUE_DIM]``."""
+        """Reference path: probabilities from :func:`state_features` rows ``[B, value_dim(self.feature_version)]``."""
         x = np.asarray(x, dtype=np.float32)
         sizes = np.argmax(x[:, :MAX_NUMBERS], axis=1) + 1
         return _sigmoid(_mlp(x, self._ensure()["mlp"], final_relu=False)[:, 0] / self._temperature[sizes])
@@ -471,10 +518,10 @@ class Game24Policy(_Learned):
         self._hp, self._hh = psi0.shape[1], head0.shape[1]
         self._psi_op = psi0[: len(OPS)]
         self._head_e = head0[: self._e]
-        self._head_count = head0[self._e + 2 * NUMBER_DIM:]
+        self._head_count = head0[self._e + 2 * self._dim:]
         # per number: its rows as a and as b in psi's first layer, as rest[0] and rest[1] in the head's
-        w = np.concatenate([_slot_blocks(psi0, len(OPS), 2), _slot_blocks(head0, self._e, 2)], axis=1)
-        self._cache = _NumberCache(w)
+        w = np.concatenate([_slot_blocks(psi0, len(OPS), 2, self._dim), _slot_blocks(head0, self._e, 2, self._dim)], axis=1)
+        self._cache = _NumberCache(w, self._version)
 
     def score(self, prompts: Sequence[Any], candidates: Sequence[Any]) -> np.ndarray:
         pairs, parsed = [], {}
@@ -553,12 +600,13 @@ class Game24Policy(_Learned):
         return _mlp(h, parts["head"][1:], final_relu=False)[:, 0] / self._temperature[sizes + 2]
 
     def forward_features(self, x: np.ndarray) -> np.ndarray:
-        """Reference path: probabilities from :func:`call_features` rows ``[B, POLICY_DIM]``:
+        """Reference path: probabilities from :func:`call_features` rows ``[B, policy_dim(self.feature_version)]``:
         the network sees nothing but those features."""
         parts = self._ensure()
         x = np.asarray(x, dtype=np.float32)
         op, count, blocks = x[:, : len(OPS)], x[:, len(OPS): 7], x[:, 7:]
-        a, b, rest = blocks[:, :NUMBER_DIM], blocks[:, NUMBER_DIM: 2 * NUMBER_DIM], blocks[:, 2 * NUMBER_DIM:]
+        d = self._dim
+        a, b, rest = blocks[:, :d], blocks[:, d: 2 * d], blocks[:, 2 * d:]
         e = _mlp(np.concatenate([op, a, b], axis=1), parts["psi"], final_relu=True)
         logit = _mlp(np.concatenate([e, rest, count], axis=1), parts["head"], final_relu=False)[:, 0]
         return _sigmoid(logit / self._temperature[np.argmax(count, axis=1) + 2])
