@@ -37,6 +37,8 @@ FIRST_ROW = 800
 LOG = RESULTS / "mcts_batching.jsonl"
 
 
+REVISION = 2  # of the search's work per pass, part of the resume key (2: leaves at one edge expand once)
+
 def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
     """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""
     from ponder.search.protocols import Step
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     prompt = env.lm_prompt(game24.start(puzzles[0]))
     shapes = {"k": args.k, "leaves*k": args.k * args.leaves, "1": 1, "8": 8}
     rates = {s: [] for s in shapes}
-    key = {"simulations": args.simulations, "k": args.k, "leaves": args.leaves, "constrain": args.constrain, "lm": args.lm}
+    key = {"simulations": args.simulations, "k": args.k, "leaves": args.leaves, "constrain": args.constrain, "lm": args.lm,
+           "revision": REVISION}
     done = {}
     if LOG.exists():
         for line in LOG.read_text().splitlines():
