@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lm", default="smollm2")
     p.add_argument("--data", default=None, help="another game24.csv")
     p.add_argument("--constrain", default="legal", choices=["legal", "none"], help="legal: the model can only write legal calls; none: parse strictly")
+    p.add_argument("--virtual", default="loss", choices=["loss", "visit"], help="what a pending leaf's virtual visit does to PUCT's value term (MCTSConfig.virtual)")
     p.add_argument("--time-limit", type=float, default=None, help="stop starting new puzzles after this many seconds (rerun to resume)")
     args = p.parse_args(argv)
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     shapes = {"k": args.k, "leaves*k": args.k * args.leaves, "1": 1, "8": 8}
     rates = {s: [] for s in shapes}
     key = {"simulations": args.simulations, "k": args.k, "leaves": args.leaves, "constrain": args.constrain, "lm": args.lm,
-           "revision": REVISION}
+           "revision": REVISION, **({"virtual": args.virtual} if args.virtual != "loss" else {})}
     done = {}
     if LOG.exists():
         for line in LOG.read_text().splitlines():
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, leaves in settings.items():
             lm.clear_cache()
             t0 = time.perf_counter()
-            r = ponder.search("mcts", gen, value, puzzle, simulations=args.simulations, k=args.k, leaves=leaves, goal="continue", seed=i)
+            r = ponder.search("mcts", gen, value, puzzle, simulations=args.simulations, k=args.k, leaves=leaves, goal="continue", seed=i,
+                              virtual=args.virtual)
             dt = time.perf_counter() - t0
             found = any(getattr(s, "solved", False) for s in r.tree)
             runs[name].append({"puzzle": puzzle, "seconds": dt, "found": found, "passes": r.info["generator_passes"],
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     md = (f"# MCTS batching on SmolLM2 (Game of 24, SmolLM2 proposals: {how}; learned value)\n\n"
           + markdown_table(table, list(table[0])) + "\n\n"
           + f"Decode rates (median over the {len(puzzles)} measurements between puzzles, tok/s): " + ", ".join(f"{s} rows: {med[s]:.1f}" for s in shapes) + "\n\n"
-          + f"Command: `python -m bench mcts_batching --puzzles {args.puzzles} --simulations {args.simulations} --k {args.k} --constrain {args.constrain}`")
+          + f"Command: `python -m bench mcts_batching --puzzles {args.puzzles} --simulations {args.simulations} --k {args.k} --constrain {args.constrain}"
+          + (f" --virtual {args.virtual}" if args.virtual != "loss" else "") + "`")
     write_results("mcts_batching", {"rows": rows, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates}, md, metrics=rows)
 
 

@@ -105,8 +105,11 @@ Action selection:
 
 Several leaves per tree in one pass (``num_leaves > 1``): leaf ``j`` of a pass is selected after the
 paths of leaves ``0 .. j-1`` received a virtual visit on every edge. A virtual visit counts in
-``N(s)`` and ``N(s, a)`` of the selection rule and, for PUCT, as a visit of normalised value 0 (the
-worst): ``Qn_eff = Qn * n / (n + v)``. Two leaves of one pass that reach the same unexpanded edge
+``N(s)`` and ``N(s, a)`` of the selection rule and, for PUCT with ``virtual="loss"`` (the default),
+as a visit of normalised value 0 (the worst): ``Qn_eff = Qn * n / (n + v)``; with
+``virtual="visit"`` it leaves ``Qn`` as it is and only lowers the exploration term (the pending
+visits of WU-UCT), so the pass's leaves spread less and go deeper. ``q_code = QTRANSFORMS[q] +
+VIRTUALS[v]``. Two leaves of one pass that reach the same unexpanded edge
 are both evaluated; the later one re-evaluates the node the earlier one created (as mctx does for a
 leaf at ``max_depth``; its mask and terminal flag are not known before the pass ends). Each leaf's
 backup removes its virtual visits. With ``num_leaves = 1`` the search is exactly sequential MCTS.
@@ -130,6 +133,7 @@ NO_PARENT = -1
 UNVISITED = -1
 
 QTRANSFORMS = {"parent_and_siblings": 0, "min_max": 1}  # qtransform name -> q_code of select_puct
+VIRTUALS = {"loss": 0, "visit": 2}  # added to q_code: what a virtual visit does to PUCT's value term
 _TINY = float(np.finfo(np.float64).tiny)
 _LOW_LOGIT = -1e9  # floor of the Gumbel root score, as in mctx's seq_halving.score_considered
 _EPSILON = 1e-8  # smallest denominator when rescaling Q-values
@@ -502,7 +506,7 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
     n_parent = node_visit + node_virtual
     pb_c = pb_c_init + math.log((n_parent + pb_c_base + 1.0) / pb_c_base)
     explore = math.sqrt(n_parent) * pb_c
-    if q_code == 0:  # parent_and_siblings: range of {V(s)} U {Q(s, a) : visited}
+    if q_code % 2 == 0:  # parent_and_siblings: range of {V(s)} U {Q(s, a) : visited}
         lo = node_value
         hi = node_value
         for a in range(A):
@@ -525,8 +529,8 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
         if n > 0:
             q = rewards[a] + discounts[a] * values[a]
             value_score = (q - lo) / denom
-            if v > 0:
-                value_score = value_score * n / (n + v)  # virtual visits count as value 0
+            if v > 0 and q_code < 2:
+                value_score = value_score * n / (n + v)  # virtual="loss": virtual visits count as value 0
         score = value_score + explore * priors[a] / (n + v + 1)
         if score > best:
             best = score

@@ -79,7 +79,7 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
     n_parent = node_visit + node_virtual
     pb_c = pb_c_init + math.log((n_parent + pb_c_base + 1.0) / pb_c_base)
     explore = math.sqrt(n_parent) * pb_c
-    if q_code == 0:  # parent_and_siblings
+    if q_code % 2 == 0:  # parent_and_siblings
         seen = [node_value] + [q for n, q in zip(visits, qs) if n > 0]
         lo, hi = min(seen), max(seen)
         denom = max(hi - lo, _EPSILON)
@@ -93,8 +93,8 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
         value_score = 0.0
         if n > 0:
             value_score = (q - lo) / denom
-            if v > 0:
-                value_score = value_score * n / (n + v)  # virtual visits count as value 0
+            if v > 0 and q_code < 2:
+                value_score = value_score * n / (n + v)  # virtual="loss": virtual visits count as value 0
         scores.append(value_score + explore * p / (n + v + 1))
     return _argmax(scores, invalid)
 

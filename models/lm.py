@@ -249,6 +249,8 @@ class LM:
             raise ConfigError(f"expand got {len(nodes)} nodes but {len(actions)} action lists")
         parents, appended = [], []  # one per child
         for node, acts in zip(nodes, actions):
+            if len(acts) and node.finished:
+                raise ConfigError(f"cannot extend a finished node ({node.finish_reason}): {node!r}")
             for ts in acts:
                 ts = tuple(int(t) for t in ts)
                 if not ts:

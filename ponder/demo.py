@@ -6,7 +6,7 @@
 
 Sections today:
 
-- **gsm8k** (budget 170 s): greedy vs majority@4 vs step-level beam search on two short
+- **gsm8k** (budget 150 s): greedy vs majority@4 vs step-level beam search on two short
   GSM8K-train problems with SmolLM2. Majority draws four answers and the most frequent final
   number wins (no verifier). Beam (width 2, 2 expansions per beam, steps end at a newline) is
   scored by the ``arithmetic`` process verifier, a calculator that checks every equation.
@@ -19,7 +19,7 @@ Sections today:
 
 - **digits** (budget 30 s): FK steering of the digits DDPM (k = 8, max potential) to three
   target classes vs plain sampling, judged by a second classifier; a sample grid PNG.
-- **lipogram** (budget 40 s): a sentence without the letter "e" on two topics: best-of-8,
+- **lipogram** (budget 60 s): a sentence without the letter "e" on three topics: best-of-8,
   locally constrained (masked) sampling and SMC with the same mask (8 particles), with fluency
   (mean per-token log p under the unmasked model) and the tokens each computed.
 
@@ -258,10 +258,10 @@ class Section:
 
 
 SECTIONS: dict[str, Section] = {
-    "gsm8k": Section(gsm8k_section, 170, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
+    "gsm8k": Section(gsm8k_section, 150, "greedy vs majority@4 vs beam search with a calculator verifier, on GSM8K"),
     "game24": Section(game24_section, 40, "Game of 24: SmolLM2 alone vs DFS vs A* over arithmetic tool calls with learned heuristics"),
     "digits": Section(digits_section, 30, "FK steering of the digits DDPM to target classes vs plain sampling, judged by a second classifier"),
-    "lipogram": Section(lipogram_section, 40, "a sentence without 'e': SMC with a token mask vs best-of-N vs masked sampling, by fluency"),
+    "lipogram": Section(lipogram_section, 60, "a sentence without 'e': SMC with a token mask vs best-of-N vs masked sampling, by fluency"),
 }
 
 

@@ -38,8 +38,9 @@ with :math:`\bar Q` normalised over the node and its visited children.
 with :math:`A` = ``max_children`` action slots, the extra slots masked until widening fills them
 (sampling more steps in one batched call, or unmasking the proposer's next calls).
 
-**Batched selection.** Each pass selects ``leaves`` leaves with virtual loss (a leaf on its way
-counts as a visit of value 0 on every edge of its path), so the generator and the verifier see
+**Batched selection.** Each pass selects ``leaves`` leaves with virtual visits (a leaf on its way
+counts as a visit on every edge of its path: of value 0 with ``virtual="loss"``, of no value with
+``virtual="visit"``), so the generator and the verifier see
 batches of ``leaves`` states instead of one; with ``leaves=1`` it is sequential MCTS.
 
 **Stopping.** After ``simulations`` simulations, when the budget runs out (``simulations=None``
@@ -72,6 +73,7 @@ from ponder.search.verify import require_verifier, score_states
 NAME = "mcts"
 VALUES = ("verifier", "rollout")
 WIDENINGS = ("none", "progressive")
+VIRTUALS = ("loss", "visit")
 PRIORS = ("proposal", "uniform")
 GOALS = ("stop", "continue")
 __all__ = ["MCTSConfig", "NAME", "run"]
@@ -86,7 +88,10 @@ class MCTSConfig(SamplingConfig):
         simulations: simulations to run (None: until the budget runs out; a budget is then needed).
         k: successors per expanded state: steps sampled, or at most this many calls proposed
             (None for tools: as many as the root has).
-        leaves: leaves selected per pass (batched into one generator call, spread by virtual loss).
+        leaves: leaves selected per pass (batched into one generator call, spread by virtual visits).
+        virtual: what a pending leaf's virtual visit does to PUCT's value term: "loss" (a visit
+            of value 0: the pass's leaves spread widely) or "visit" (none: only the exploration
+            term drops, as WU-UCT's pending visits, so they stay closer to the sequential search).
         c_puct: ``c_1`` of PUCT (``pb_c_init``).
         c_base: ``c_2`` of PUCT (``pb_c_base``).
         value: "verifier" (score the new state) or "rollout" (score one sampled completion).
@@ -108,6 +113,7 @@ class MCTSConfig(SamplingConfig):
     simulations: int | None = 32
     k: int | None = 4
     leaves: int = 1
+    virtual: str = "loss"
     c_puct: float = 1.25
     c_base: float = 19652.0
     value: str = "verifier"
@@ -128,6 +134,7 @@ class MCTSConfig(SamplingConfig):
         check_int(owner, "simulations", self.simulations, optional=True)
         check_int(owner, "k", self.k, optional=True)
         check_int(owner, "leaves", self.leaves)
+        check_option(owner, "virtual", self.virtual, VIRTUALS)
         check_real(owner, "c_puct", self.c_puct, low=0.0)
         check_real(owner, "c_base", self.c_base, low=0.0, low_open=True)
         check_option(owner, "value", self.value, VALUES)
@@ -234,7 +241,7 @@ class _Search:
 
             out = muzero_policy(
                 RootFnOutput(prior_logits=logits, value=value, embedding=np.array([root.index], np.int64)),
-                self._recurrent, cfg.simulations, invalid_actions=invalid, max_depth=cfg.max_depth, num_leaves=cfg.leaves,
+                self._recurrent, cfg.simulations, invalid_actions=invalid, max_depth=cfg.max_depth, num_leaves=cfg.leaves, virtual=cfg.virtual,
                 dirichlet_fraction=0.0, pb_c_init=cfg.c_puct, pb_c_base=cfg.c_base, rng=cfg.seed,
                 should_stop=should_stop, widen=self._widen if cfg.widening == "progressive" else None)
             self.tree = out.search_tree

@@ -45,6 +45,7 @@ from ponder.kernels import mcts as kernels_mcts
 from ponder.kernels.mcts import (
     QTRANSFORMS,
     ROOT_INDEX,
+    VIRTUALS,
     SearchSummary,
     Tree,
     cached_considered_visits_table,
@@ -152,6 +153,7 @@ def muzero_policy(
     pb_c_base: float = 19652.0,
     temperature: float = 1.0,
     num_leaves: int = 1,
+    virtual: str = "loss",
     backend: str = "numba",
     should_stop: ShouldStop | None = None,
     progress: Progress | None = None,
@@ -191,6 +193,9 @@ def muzero_policy(
         pb_c_base: PUCT constant ``c2``.
         temperature: acting temperature ``>= 0``.
         num_leaves: leaves selected per tree per pass, spread by virtual visits.
+        virtual: what a virtual visit does to PUCT's value term: ``"loss"`` (a visit of value 0,
+            the usual virtual loss) or ``"visit"`` (none: only the exploration term drops, as
+            WU-UCT's pending visits); see :mod:`ponder.kernels.mcts`. No effect with one leaf.
         backend: ``"numba"`` (compiled kernels) or ``"python"`` (the reference twin, mcts_py).
         should_stop: ``() -> str | None``, called before each pass; a returned reason stops the
             search early (see :func:`run_search`). Required when ``num_simulations`` is None.
@@ -238,7 +243,9 @@ def muzero_policy(
         probs = (1.0 - dirichlet_fraction) * probs + dirichlet_fraction * noise
     logits = _mask_logits(np.log(np.maximum(probs, _TINY)), invalid)
 
-    q_code = QTRANSFORMS[qtransform]
+    if virtual not in VIRTUALS:
+        raise ValueError(f"virtual must be one of {sorted(VIRTUALS)}, got {virtual!r}")
+    q_code = QTRANSFORMS[qtransform] + VIRTUALS[virtual]
 
     pb_c_init, pb_c_base = float(pb_c_init), float(pb_c_base)
 

@@ -4,7 +4,6 @@ Held-out checks use puzzles of rows 800 onward of game24.csv, which training nev
 """
 
 import json
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -243,20 +242,26 @@ def test_value_fast_path_matches_state_features(value, heldout):
     np.testing.assert_allclose(value.score([""] * 200, states), np.clip(value.forward_features(np.stack([state_features(s, version=value.feature_version) for s in states])), EPS, 1), rtol=1e-4, atol=1e-6)
 
 
-def test_scoring_is_batched_and_fast(value, policy, heldout):
+def test_scoring_encodes_each_number_once(heldout, monkeypatch):
+    """Batched scoring encodes each distinct number once per verifier (its first-layer rows are
+    cached): a second batch of the same states and calls encodes nothing. (Speed itself is
+    measured by the benchmarks, not asserted here.)"""
     roots, sample = heldout
     states = (sample * 2)[:1000]
     pairs = [(r, m) for r in roots for m in g.moves(r)][:1000]
-    value.score([""] * 1000, states), policy.score([""] * 1000, pairs)  # warm the per-number caches
-    best_v = best_p = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        value.score([""] * 1000, states)
-        best_v = min(best_v, time.perf_counter() - t)
-        t = time.perf_counter()
-        policy.score([""] * 1000, pairs)
-        best_p = min(best_p, time.perf_counter() - t)
-    assert best_v < 0.03 and best_p < 0.03  # typically a few ms; loose for shared machines
+    encoded = []
+    real = learned.number_features
+    monkeypatch.setattr(learned, "number_features", lambda x, **kw: encoded.append(x) or real(x, **kw))
+    value, policy = Game24Value(), Game24Policy()
+    first_v = value.score([""] * len(states), states)
+    assert sorted(encoded) == sorted({x for s in states if len(s) > 1 for x in s})
+    encoded.clear()
+    first_p = policy.score([""] * len(pairs), pairs)
+    assert sorted(encoded) == sorted({x for r, _ in pairs for x in r})
+    encoded.clear()
+    np.testing.assert_array_equal(value.score([""] * len(states), states), first_v)
+    np.testing.assert_array_equal(policy.score([""] * len(pairs), pairs), first_p)
+    assert encoded == []
 
 
 def test_training_refuses_heldout_rows():

@@ -164,6 +164,9 @@ def test_steps_end_at_stop_strings_length_and_eos():
     assert done.finished and done.finish_reason == "eos"
     with pytest.raises(ConfigError, match="finished"):
         lm.expand([done], 1)
+    with pytest.raises(ConfigError, match="cannot extend a finished node"):
+        lm.extend([done], [[5]])
+    assert lm.expand([done], actions=[[]]) == [[]]  # no action asked of it: nothing to refuse
     capped = lm.expand([root], 2, step=Step(max_tokens=50), max_new_tokens=5, seed=0)[0]
     assert all(c.n_generated <= 5 and c.finished for c in capped)
 

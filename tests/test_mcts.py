@@ -121,6 +121,7 @@ def test_numba_matches_twin(policy, B, A, S, num_leaves, max_depth, ties, masked
         kw["value_bounds"] = (-2.0, 2.0) if option % 2 else None
         kw["dirichlet_fraction"] = 0.0 if option >= 2 else 0.25
         kw["temperature"] = 0.0 if option == 3 else 1.0
+        kw["virtual"] = "visit" if seed % 2 else "loss"
     else:
         kw["max_num_considered_actions"] = 1 + option
         kw["gumbel_scale"] = 0.0 if option == 3 else 1.0
@@ -247,6 +248,25 @@ def test_virtual_visits_spread_leaves_in_one_pass():
     assert (out.search_tree.children_visits[:, 0] > 0).sum(-1).min() >= 2
 
 
+def test_virtual_visit_keeps_the_value_term():
+    """A child of normalised value 1 with 4 visits and 20 pending (virtual) ones, against a sibling
+    of value 0: virtual="loss" counts the pending visits as value 0 and turns to the sibling;
+    virtual="visit" keeps the child's value and only shrinks its exploration term."""
+    from ponder.kernels import mcts as kernels, mcts_py as twin
+
+    def pick(virtual):
+        return twin._puct_action(kernels.QTRANSFORMS["parent_and_siblings"] + kernels.VIRTUALS[virtual], 1.25, 19652.0, 0.0, 1.0,
+                                 [0.5, 0.5], [4, 4], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0], 9, 0.5, [20, 0], 20, [False, False])
+
+    assert (pick("loss"), pick("visit")) == (1, 0)
+    # through the compiled search: the two rules build different trees with several leaves a pass
+    model = TableModel(4, 7)
+    loss, visit = (mcts.muzero_policy(model.root(4, 7), model, 24, rng=0, num_leaves=6, virtual=v) for v in ("loss", "visit"))
+    assert not np.array_equal(loss.search_tree.children_visits, visit.search_tree.children_visits)
+    one = [mcts.muzero_policy(model.root(4, 7), model, 12, rng=0, virtual=v).search_tree.children_visits for v in ("loss", "visit")]
+    np.testing.assert_array_equal(*one)  # no pending visits with one leaf: the same search
+
+
 def test_colliding_leaves_reevaluate_the_same_node():
     """With one action every leaf of a pass takes the same path; later leaves re-evaluate the node."""
     model = TableModel(1, 4)
@@ -324,6 +344,7 @@ def test_considered_visits_table_shape_and_phases():
         (dict(value_bounds=(0.0, 1.0)), "value_bounds"),
         (dict(backend="jax"), "backend"),
         (dict(num_leaves=0), "num_leaves"),
+        (dict(virtual="none"), "virtual"),
         (dict(max_depth=0), "max_depth"),
         (dict(dirichlet_fraction=1.5), "dirichlet_fraction"),
         (dict(temperature=-1.0), "temperature"),

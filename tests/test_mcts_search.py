@@ -43,6 +43,14 @@ def test_unsolvable_puzzle_is_exhausted_not_looped(gen):
     assert r.ledger.count("tool_calls") < 5000
 
 
+def test_virtual_visits_reach_the_kernel(gen):
+    """virtual='visit' changes the tree built with several leaves a pass (it keeps the value term)."""
+    runs = [ponder.search("mcts", gen, pv.game24_value(), "4 9 10 13", simulations=48, k=None, leaves=8, goal="continue", virtual=v)
+            for v in ("loss", "visit")]
+    loss, visit = ([s.meta.get("visits", 0) for s in r.tree] for r in runs)
+    assert loss != visit
+
+
 def test_batched_leaves_reach_the_generator_together(gen):
     one = ponder.search("mcts", gen, Oracle("states"), "1 1 1 1", simulations=48, k=None, leaves=1, goal="continue")
     eight = ponder.search("mcts", gen, Oracle("states"), "1 1 1 1", simulations=48, k=None, leaves=8, goal="continue")
@@ -106,6 +114,8 @@ def test_bad_configuration_is_refused(gen):
         ponder.search("mcts", gen, Oracle("states"), "4 9 10 13", value="rollout")
     with pytest.raises(ConfigError, match="leaves"):
         MCTSConfig(leaves=0)
+    with pytest.raises(ConfigError, match="virtual"):
+        MCTSConfig(virtual="none")
     assert not math.isnan(MCTSConfig().c_puct)
 
 
