@@ -1,4 +1,4 @@
-"""MCTS on SmolLM2: one leaf per generator call vs eight (virtual loss), at equal simulations.
+"""MCTS on SmolLM2: one leaf per generator call vs eight (virtual visits), at equal simulations.
 
 Task: Game of 24 as tool calls (rows 800+ of game24.csv), MCTS whose successors SmolLM2 writes
 (``LMProposer``: ``k`` sampled calls per expanded state) and whose values come from the learned
@@ -19,7 +19,10 @@ leaves) reaches >= 70% of the ceiling at the same shapes, with found rates withi
 Each puzzle's runs (both settings and the decode rates measured after them) are appended to
 ``bench/results/mcts_batching.jsonl``, keyed by the settings, and reused: a stopped run resumes.
 
-    python -m bench mcts_batching [--puzzles 30] [--simulations 24] [--k 4] [--constrain legal|none]
+``--virtual visit`` runs both settings with ``MCTSConfig(virtual="visit")`` (pending leaves keep
+their edges' values, only the exploration term drops), written to ``mcts_batching_visit.*``.
+
+    python -m bench mcts_batching [--puzzles 30] [--simulations 24] [--k 4] [--constrain legal|none] [--virtual loss|visit]
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
           + f"Decode rates (median over the {len(puzzles)} measurements between puzzles, tok/s): " + ", ".join(f"{s} rows: {med[s]:.1f}" for s in shapes) + "\n\n"
           + f"Command: `python -m bench mcts_batching --puzzles {args.puzzles} --simulations {args.simulations} --k {args.k} --constrain {args.constrain}"
           + (f" --virtual {args.virtual}" if args.virtual != "loss" else "") + "`")
-    write_results("mcts_batching", {"rows": rows, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates}, md, metrics=rows)
+    name = "mcts_batching" if args.virtual == "loss" else f"mcts_batching_{args.virtual}"
+    write_results(name, {"rows": rows, "virtual": args.virtual, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates}, md, metrics=rows)
 
 
 if __name__ == "__main__":
