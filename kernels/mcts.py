@@ -518,6 +518,7 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
     else:  # min_max with fixed bounds
         lo = vmin
         denom = vmax - vmin
+    loss = q_code < 2  # virtual="loss"
     best = -np.inf
     best_a = -1
     for a in range(A):
@@ -529,8 +530,8 @@ def _puct_action(q_code, pb_c_init, pb_c_base, vmin, vmax, priors, visits, value
         if n > 0:
             q = rewards[a] + discounts[a] * values[a]
             value_score = (q - lo) / denom
-            if v > 0 and q_code < 2:
-                value_score = value_score * n / (n + v)  # virtual="loss": virtual visits count as value 0
+            if v > 0 and loss:
+                value_score = value_score * n / (n + v)  # virtual visits count as value 0
         score = value_score + explore * priors[a] / (n + v + 1)
         if score > best:
             best = score
