@@ -18,7 +18,7 @@ Three parts, each replaceable:
   calls are merged, their frequency kept for self-consistency costs).
 
 :class:`ToolGenerator` puts them together behind the expansion protocol: ``root(prompt)``,
-``propose(states, k)`` (calls and their log-probabilities, nothing executed) and
+``propose(states, k, *, seed=None)`` (calls and their log-probabilities, nothing executed) and
 ``expand(states, k, actions=None)`` (execute the named calls, or the proposer's, one child per
 call). Searches that score a call before executing it (A* with a policy) use ``propose`` and then
 ``expand(actions=...)`` on the calls they choose.
@@ -484,8 +484,9 @@ class Enumerate:
 
     name = "enumerate"
 
-    def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None) -> list[list[Proposal]]:
-        out = []
+    def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None, *,
+                seed: int | None = None) -> list[list[Proposal]]:
+        out = []  # (enumeration draws nothing: seed is accepted and unused)
         for s in states:
             calls = env.legal_calls(s.world)
             if k is not None:
@@ -621,7 +622,11 @@ class LMProposer:
             return env.lm_prompt(world)
         return f"Tools:\n{env.tools.describe()}\nState: {env.describe(world)}\nNext call:"
 
-    def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None) -> list[list[Proposal]]:
+    def propose(self, env: Environment, states: Sequence[ToolState], k: int | None = None, *,
+                seed: int | None = None) -> list[list[Proposal]]:
+        """``k`` sampled calls per state (8 by default), parsed, merged by count. ``seed`` fixes
+        this call's draws (a search passes its own, so its proposals do not depend on what ran
+        before it); None draws from the proposer's stream (``seed_for(self.seed, calls so far)``)."""
         k = 8 if k is None else int(k)
         out: list[list[Proposal]] = [[] for _ in states]
         live = list(range(len(states)))
@@ -634,7 +639,8 @@ class LMProposer:
         hook = None if self._mask is None else self._mask.for_calls(roots, [legal[i] for i in live], env)
         step = Step(max_tokens=self.max_tokens, stop=("\n",))
         self.calls += 1
-        children = self.lm.expand(roots, k, step=step, temperature=self.temperature, seed=seed_for(self.seed, self.calls),
+        children = self.lm.expand(roots, k, step=step, temperature=self.temperature,
+                                  seed=seed if seed is not None else seed_for(self.seed, self.calls),
                                   logits_hook=hook)
         for i, kids in zip(live, children):
             counts: dict[Call, int] = {}
@@ -670,6 +676,11 @@ class ToolGenerator:
         elif not callable(getattr(proposer, "propose", None)):
             raise ConfigError(f"proposer must be 'enumerate' or have propose(env, states, k), got {proposer!r}")
         self.proposer = proposer
+        try:
+            params = inspect.signature(proposer.propose).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._proposer_seeded = "seed" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
     def root(self, prompt: Any, **options) -> ToolState:
         world = self.env.start(prompt)
@@ -682,9 +693,12 @@ class ToolGenerator:
         fn = getattr(self.env, "cost_to_go", None)
         return [float(fn(s.world)) if fn is not None else 0.0 for s in states]
 
-    def propose(self, states: Sequence[ToolState], k: int | None = None) -> list[list[Proposal]]:
+    def propose(self, states: Sequence[ToolState], k: int | None = None, *, seed: int | None = None) -> list[list[Proposal]]:
         """Calls for every state, nothing executed: ``out[i]`` are the proposals of ``states[i]``
-        (empty for a dead end)."""
+        (empty for a dead end). ``seed`` reaches a proposer whose ``propose`` takes one (a
+        search's ``seed_for(seed, call)``); others are called without it."""
+        if seed is not None and self._proposer_seeded:
+            return self.proposer.propose(self.env, states, k, seed=seed)
         return self.proposer.propose(self.env, states, k)
 
     def expand(self, states: Sequence[ToolState], k: int | Sequence[int] | None = None, *,

@@ -156,7 +156,8 @@ def run(
 
     Args:
         generator: an expander (``root``, ``expand``); ``heuristic_on="calls"``, "dfs" and "bfs"
-            also need ``propose(states, k)`` and ``expand(..., actions=...)``, as
+            also need ``propose(states, k, *, seed=None)`` (the search passes ``seed_for(seed,
+            c)`` to its c-th call) and ``expand(..., actions=...)``, as
             :class:`ponder.models.tools.ToolGenerator` has.
         verifier: the heuristic (None for "dfs" / "bfs"): scores states, or (state, call) pairs.
         prompt: what ``generator.root`` starts from (a puzzle, a question).
@@ -200,6 +201,7 @@ class _Search:
         self.seen: set = set()
         self.goal: State | None = None
         self.expansions = 0
+        self.proposals_made = 0  # calls of generator.propose, for their seeds
         self.best_open: tuple[float, State] | None = None  # lowest-f state pushed (the answer without a goal)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -238,12 +240,17 @@ class _Search:
                     stopped = "done"
         return self._result(stopped)
 
+    def _propose(self, states: list[State]) -> list[list]:
+        """The generator's proposals, the c-th call of this search seeded ``seed_for(seed, c)``."""
+        self.proposals_made += 1
+        return self.gen.propose(states, self.config.k, seed=seed_for(self.config.seed, self.proposals_made))
+
     def _expand(self, state: State) -> list[State]:
         """Children of an executed state: every proposal run (cut to the budget's room), or ``k``
         sampled successors from a generator without ``propose``."""
         room = self._room()
         if callable(getattr(self.gen, "propose", None)):
-            proposals = self.gen.propose([state], self.config.k)[0][:room]
+            proposals = self._propose([state])[0][:room]
             return self.gen.expand([state], actions=[proposals])[0] if proposals else []
         k = min(self.config.k or 1, room)
         return self.gen.expand([state], k, seed=seed_for(self.config.seed, self.expansions))[0]
@@ -287,7 +294,7 @@ class _Search:
             for state, hh, b in zip(states, h, bound):
                 self._push(self._f(state.cost + b, hh), (state,))
             return
-        proposals = self.gen.propose(states, cfg.k)
+        proposals = self._propose(states)
         pairs = [(s, p) for s, props in zip(states, proposals) for p in props]
         after = [max(0.0, b - 1.0) for b, props in zip(bound, proposals) for _ in props]  # the bound after one call
         if not pairs:

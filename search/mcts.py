@@ -63,7 +63,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ponder.search.config import SamplingConfig, check_int, check_option, check_real, stop_strings
+from ponder.search.config import SamplingConfig, check_int, check_option, check_real, seed_for, stop_strings
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.mcts_policies import RecurrentFnOutput, RootFnOutput, muzero_policy
 from ponder.search.protocols import ConfigError, State, Step
@@ -341,7 +341,7 @@ class _Search:
     def _successors(self, states: list[State]) -> list[list]:
         cfg = self.config
         if self.tools:  # under widening, all up to max_children: the first k open, the rest pooled
-            return self.gen.propose(states, self.A if cfg.widening == "progressive" else cfg.k)
+            return self.gen.propose(states, self.A if cfg.widening == "progressive" else cfg.k, seed=seed_for(cfg.seed, self.calls))
         rows = len(states) * cfg.k
         step = Step(max_tokens=self.trace.step_tokens(rows, cfg.step_tokens), stop=cfg.stop)
         kids = self.gen.expand(states, cfg.k, step=step, **cfg.sampling(self.calls))

@@ -50,11 +50,13 @@ def test_child_logprobs_are_the_models(tiny):
     full = full_logprobs(tiny, child.tokens)
     expected = sum(full[t - 1, child.tokens[t]] for t in range(child.prompt_len, len(child.tokens)))
     assert child.logprob == pytest.approx(expected, abs=1e-3)
-    extended = tiny.extend([child], [[5, 6, 7]])[0]
+    mid = tiny.extend([root], [[8, 9]])[0]  # an open node (the sampled child may have ended at EOS)
+    assert not mid.finished
+    extended = tiny.extend([mid], [[5, 6, 7]])[0]
     full = full_logprobs(tiny, extended.tokens)
-    expected = sum(full[t - 1, extended.tokens[t]] for t in range(len(child.tokens), len(extended.tokens)))
+    expected = sum(full[t - 1, extended.tokens[t]] for t in range(len(mid.tokens), len(extended.tokens)))
     assert extended.step_logprob == pytest.approx(expected, abs=1e-3)
-    assert extended.step_tokens == (5, 6, 7) and extended.depth == child.depth + 1
+    assert extended.step_tokens == (5, 6, 7) and extended.depth == mid.depth + 1
 
 
 def test_logits_after_eviction_match_plain_forward():

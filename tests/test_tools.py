@@ -6,9 +6,11 @@ from fractions import Fraction
 
 import pytest
 
+import ponder
+import ponder.verifiers as pv
 from ponder.models import game24
 from ponder.models.game24 import Game24
-from ponder.models.tools import LMProposer, Tool, ToolError, ToolGenerator, Tools, ToolSignatureError
+from ponder.models.tools import LMProposer, Proposal, Tool, ToolError, ToolGenerator, Tools, ToolSignatureError
 from ponder.search.ledger import Ledger
 from ponder.search.protocols import Call, ConfigError
 
@@ -201,3 +203,27 @@ def test_a_path_of_calls_reads_as_an_expression_that_checks():
     for puzzle in ("3 3 8 8", "4 9 10 13", "1 8 12 12"):
         expr = game24.expression(puzzle, game24.solution(game24.start(puzzle)))
         assert game24.check_answer(puzzle, expr) == (True, "24"), expr
+
+
+def test_a_searchs_seed_fixes_its_proposals_whatever_ran_before(tiny_lm):
+    """MCTS over LM-proposed calls with seed=3 builds the same tree before and after an unrelated
+    search on the same proposer (the proposer's own call counter no longer decides the draws);
+    without a seed the proposer's stream moves on."""
+    gen = ToolGenerator(Game24(), proposer=LMProposer(tiny_lm, max_tokens=16, constrain="legal", temperature=1.0))
+    value = pv.game24_value()
+
+    def calls(seed):
+        r = ponder.search("mcts", gen, value, "4 9 10 13", simulations=6, k=4, goal="continue", seed=seed)
+        return [str(s.call) for s in r.tree[1:]]
+
+    first = calls(3)
+    calls(None)  # draws from the proposer's stream in between
+    assert calls(3) == first and len(first) >= 4
+    assert calls(None) != calls(None)
+    # a proposer without a seed parameter is still called (without one)
+    class Plain:
+        def propose(self, env, states, k=None):
+            return [[Proposal(c, 0.0, 1) for c in env.legal_calls(s.world)[:2]] for s in states]
+
+    plain = ToolGenerator(Game24(), proposer=Plain())
+    assert len(plain.propose([plain.root("4 9 10 13")], 2, seed=5)[0]) == 2
