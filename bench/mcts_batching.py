@@ -40,7 +40,7 @@ FIRST_ROW = 800
 LOG = RESULTS / "mcts_batching.jsonl"
 
 
-REVISION = 2  # of the search's work per pass, part of the resume key (2: leaves at one edge expand once)
+REVISION = 3  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer)
 
 def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
     """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""
