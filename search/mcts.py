@@ -63,6 +63,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ponder.kernels.mcts import VIRTUALS as KERNEL_VIRTUALS
 from ponder.search.config import SamplingConfig, check_int, check_option, check_real, seed_for, stop_strings
 from ponder.search.ledger import Budget, Ledger
 from ponder.search.mcts_policies import RecurrentFnOutput, RootFnOutput, muzero_policy
@@ -73,7 +74,7 @@ from ponder.search.verify import require_verifier, score_states
 NAME = "mcts"
 VALUES = ("verifier", "rollout")
 WIDENINGS = ("none", "progressive")
-VIRTUALS = ("loss", "visit")
+VIRTUALS = tuple(KERNEL_VIRTUALS)  # "loss", "visit": the kernel's rules
 PRIORS = ("proposal", "uniform")
 GOALS = ("stop", "continue")
 __all__ = ["MCTSConfig", "NAME", "run"]

@@ -95,6 +95,10 @@ def _exponents(n: int) -> tuple[list[int], int]:
     return out, n
 
 
+_RESIDUES = (3, 4, 5, 7, 8, 9)  # version 2: one-hot numerator residues
+_BITS = 10  # version 2: the numerator's low binary digits, then "1024 or more"
+
+
 def _number_row(x: Fraction, version: int) -> list[float]:
     num, den = abs(x.numerator), x.denominator
     f = float(x)
@@ -134,19 +138,18 @@ def _number_row(x: Fraction, version: int) -> list[float]:
     return row
 
 
-_RESIDUES = (3, 4, 5, 7, 8, 9)  # version 2: one-hot numerator residues
-_BITS = 10  # version 2: the numerator's low binary digits, then "1024 or more"
-
-
 def _check_version(version: int) -> int:
     if version not in FEATURE_VERSIONS:
         raise ValueError(f"unknown Game of 24 feature version {version!r}; the versions are {', '.join(map(str, FEATURE_VERSIONS))}")
     return version
 
 
+_DIMS = {v: len(_number_row(Fraction(1), v)) for v in FEATURE_VERSIONS}
+
+
 def number_dim(version: int = FEATURE_VERSION) -> int:
     """The length of :func:`number_features` in ``version``."""
-    return len(_number_row(Fraction(1), _check_version(version)))
+    return _DIMS[_check_version(version)]
 
 
 def value_dim(version: int = FEATURE_VERSION) -> int:
