@@ -5,21 +5,25 @@ Task: Game of 24 as tool calls (rows 800+ of game24.csv), MCTS whose successors 
 ``game24_value``. ``--constrain legal`` (default) masks the model's logits so each line can only
 spell a legal call of its state (``LegalCallMask``); ``--constrain none`` samples freely and parses
 strictly, dropping malformed lines (about 30% of SmolLM2's, and the reason the found rate stayed
-below 10% there: 1 of 12 and 0 of 12 puzzles at 24 simulations). Both settings run the same number of simulations per puzzle
-with ``goal="continue"`` (no early stop), so their work is comparable; a puzzle counts as found
-when a solved state is anywhere in the tree.
+below 10% there: 1 of 12 and 0 of 12 puzzles at 24 simulations). Every setting runs the same
+number of simulations per puzzle with ``goal="continue"`` (no early stop), so their work is
+comparable; a puzzle counts as found when a solved state is anywhere in the tree.
 
-With one leaf per pass the model decodes ``k`` rows at a time; with eight, ``8 k``. The ceiling
-is plain batched decoding at those two batch sizes, measured in the same run on the same prompts
-(tokens per second at ``8 k`` rows over tokens per second at ``k`` rows), beside the classic
-batch-8 / batch-1 figure. Paths alternate puzzle by puzzle (1 leaf, 8 leaves, ceiling, 1 leaf,
-...), so machine load falls on all of them alike. Target, fixed before the run: the wall-time ratio (1 leaf / 8
-leaves) reaches >= 70% of the ceiling at the same shapes, with found rates within noise.
+Three settings: "1 leaf" (sequential MCTS), "8 leaves" (each pass selects 8 leaves, whatever they
+cost) and "8 expansions" (``fill="expansions"``: each pass selects leaves until 8 of them are new
+states for SmolLM2 to expand; revisits of terminal states and leaves ending in a finished state
+come along, as they come free to the sequential search). With one leaf the model decodes ``k``
+rows at a time; with eight, up to ``8 k``. The ceiling is plain batched decoding at those two batch
+sizes, measured in the same run on the same prompts (tokens per second at ``8 k`` rows over tokens
+per second at ``k`` rows), beside the classic batch-8 / batch-1 figure. Paths alternate puzzle by
+puzzle (1 leaf, 8 leaves, 8 expansions, ceiling, 1 leaf, ...), so machine load falls on all of
+them alike. Target, fixed before the run: the wall-time ratio (1 leaf / 8) reaches >= 70% of the
+ceiling at the same shapes, with found rates within noise.
 
 Each puzzle's runs (both settings and the decode rates measured after them) are appended to
 ``bench/results/mcts_batching.jsonl``, keyed by the settings, and reused: a stopped run resumes.
 
-``--virtual visit`` runs both settings with ``MCTSConfig(virtual="visit")`` (pending leaves keep
+``--virtual visit`` runs the settings with ``MCTSConfig(virtual="visit")`` (pending leaves keep
 their edges' values, only the exploration term drops), written to ``mcts_batching_visit.*``.
 
     python -m bench mcts_batching [--puzzles 30] [--simulations 24] [--k 4] [--constrain legal|none] [--virtual loss|visit]
@@ -40,7 +44,7 @@ FIRST_ROW = 800
 LOG = RESULTS / "mcts_batching.jsonl"
 
 
-REVISION = 3  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer)
+REVISION = 4  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting)
 
 def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
     """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     gen = ToolGenerator(env, proposer=LMProposer(lm, temperature=1.0, constrain=args.constrain))
     value = Game24Value()
     puzzles = game24.load(slice(FIRST_ROW, FIRST_ROW + args.puzzles), file=args.data)
-    settings = {"1 leaf": 1, f"{args.leaves} leaves": args.leaves}
+    settings = {"1 leaf": (1, "leaves"), f"{args.leaves} leaves": (args.leaves, "leaves"),
+                f"{args.leaves} expansions": (args.leaves, "expansions")}
     runs = {name: [] for name in settings}
     # the ceiling: plain decoding at the same row counts (and 8 vs 1), measured between the
     # puzzles, so the load on the machine falls on the searches and on the ceiling alike
@@ -107,15 +112,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.time_limit is not None and time.time() - started > args.time_limit:
             print(f"[mcts_batching] time limit reached after {i} puzzles; rerun to resume", flush=True)
             break
-        for name, leaves in settings.items():
+        for name, (leaves, fill) in settings.items():
             lm.clear_cache()
             t0 = time.perf_counter()
             r = ponder.search("mcts", gen, value, puzzle, simulations=args.simulations, k=args.k, leaves=leaves, goal="continue", seed=i,
-                              virtual=args.virtual)
+                              virtual=args.virtual, fill=fill)
             dt = time.perf_counter() - t0
             found = any(getattr(s, "solved", False) for s in r.tree)
             runs[name].append({"puzzle": puzzle, "seconds": dt, "found": found, "passes": r.info["generator_passes"],
                                "largest_batch": r.info["largest_batch"], "tokens": r.ledger.computed_tokens,
+                               "expansion_calls": r.info["expansion_calls"], "states_expanded": r.info["states_expanded"],
                                "calls": r.ledger.count("tool_calls"), "malformed": r.ledger.count("proposals_malformed"),
                                "proposals": r.ledger.count("proposals")})
             print(f"[mcts_batching] {i + 1}/{len(puzzles)} {name}: {dt:.1f} s, found={found}, passes={r.info['generator_passes']}", flush=True)
@@ -131,28 +137,34 @@ def main(argv: list[str] | None = None) -> None:
     ceiling_8_1 = med["8"] / med["1"]
 
     names = list(settings)
-    secs = {n: np.array([r["seconds"] for r in runs[n]]) for n in names}
-    ratio = float(secs[names[0]].sum() / secs[names[1]].sum())
-    per_puzzle = secs[names[0]] / secs[names[1]]
-    found = {n: float(np.mean([r["found"] for r in runs[n]])) for n in names}
+    base = names[0]
+    secs = {nm: np.array([r["seconds"] for r in runs[nm]]) for nm in names}
+    found = {nm: float(np.mean([r["found"] for r in runs[nm]])) for nm in names}
     n = len(puzzles)
-    se = math.sqrt(sum(f * (1 - f) / n for f in found.values()))  # SE of the difference of two rates
     table = [{"setting": nm, "puzzles": n, "found": f"{found[nm]:.0%}", "seconds_total": round(float(secs[nm].sum()), 1),
               "passes_mean": float(np.mean([r["passes"] for r in runs[nm]])),
+              "expansion_calls_mean": float(np.mean([r["expansion_calls"] for r in runs[nm]])),
+              "states_per_expansion_call": round(sum(r["states_expanded"] for r in runs[nm]) / max(1, sum(r["expansion_calls"] for r in runs[nm])), 2),
               "largest_batch": max(r["largest_batch"] for r in runs[nm]),
               "tokens_mean": float(np.mean([r["tokens"] for r in runs[nm]])),
               "malformed_share": round(sum(r["malformed"] for r in runs[nm]) / max(1, sum(r["proposals"] for r in runs[nm])), 3)}
              for nm in names]
     rows = [
-        metric(f"wall-time ratio {names[0]} / {names[1]} at {args.simulations} simulations", round(ratio, 2), None,
-               per_puzzle_median=round(float(np.median(per_puzzle)), 2), per_puzzle_range=[round(float(per_puzzle.min()), 2), round(float(per_puzzle.max()), 2)]),
         metric(f"plain-decode ceiling: tok/s at {args.k * args.leaves} rows / at {args.k} rows", round(ceiling_shapes, 2), None),
         metric("plain-decode ceiling: tok/s at 8 rows / at 1 row", round(ceiling_8_1, 2), None),
-        metric("wall-time ratio as a share of the ceiling at the same shapes", round(ratio / ceiling_shapes, 3), 0.7),
         *[metric(f"found rate, {nm} (puzzles with a solved state in the tree)", round(found[nm], 3), 0.1, puzzles=n) for nm in names],
-        metric(f"found-rate difference ({names[1]} - {names[0]}), within 2 SE", round(found[names[1]] - found[names[0]], 3), None,
-               se=round(se, 3), within_noise=bool(abs(found[names[1]] - found[names[0]]) <= 2 * se + 1e-12)),
     ]
+    for nm in names[1:]:
+        ratio = float(secs[base].sum() / secs[nm].sum())
+        per_puzzle = secs[base] / secs[nm]
+        se = math.sqrt(found[base] * (1 - found[base]) / n + found[nm] * (1 - found[nm]) / n)  # SE of the difference
+        rows += [
+            metric(f"wall-time ratio {base} / {nm} at {args.simulations} simulations", round(ratio, 2), None,
+                   per_puzzle_median=round(float(np.median(per_puzzle)), 2), per_puzzle_range=[round(float(per_puzzle.min()), 2), round(float(per_puzzle.max()), 2)]),
+            metric(f"wall-time ratio {base} / {nm} as a share of the ceiling at the same shapes", round(ratio / ceiling_shapes, 3), 0.7),
+            metric(f"found-rate difference ({nm} - {base}), within 2 SE", round(found[nm] - found[base], 3), None,
+                   se=round(se, 3), within_noise=bool(abs(found[nm] - found[base]) <= 2 * se + 1e-12)),
+        ]
     how = "legal calls only (logits mask)" if args.constrain == "legal" else "free sampling, parsed strictly"
     md = (f"# MCTS batching on SmolLM2 (Game of 24, SmolLM2 proposals: {how}; learned value)\n\n"
           + markdown_table(table, list(table[0])) + "\n\n"

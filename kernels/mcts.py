@@ -973,6 +973,28 @@ def _expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_l
 
 
 @_kernel
+def release_leaves(parent, action, first, parents, action_from_parent, children_virtual, node_virtual):
+    """Take back leaves ``first .. L - 1`` of each tree's pass, as if they had never been selected:
+    remove the virtual visit they left on every edge of their path (``parent, action [B, L]`` from
+    the selection kernel). Leaf ``j``'s choice depends only on leaves ``0 .. j - 1``, so the pass's
+    first ``first`` leaves are exactly a pass of ``first`` leaves. A leaf of a terminal root
+    (``NO_PARENT``) left none."""
+    B, L = parent.shape
+    for b in range(B):
+        for j in range(first, L):
+            node = parent[b, j]
+            if node == NO_PARENT:
+                continue
+            children_virtual[b, node, action[b, j]] -= 1
+            node_virtual[b, node] -= 1
+            while node != ROOT_INDEX:
+                up = parents[b, node]
+                children_virtual[b, up, action_from_parent[b, node]] -= 1
+                node_virtual[b, up] -= 1
+                node = up
+
+
+@_kernel
 def completed_qvalues(node_index, children_visits, children_priors, children_values,
                       children_rewards, children_discounts, raw_values, value_scale,
                       maxvisit_init, out):

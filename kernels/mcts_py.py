@@ -1,6 +1,6 @@
 """Pure-Python twin of the MCTS kernels in :mod:`ponder.kernels.mcts` (the reference semantics).
 
-The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``completed_qvalues``,
+The same kernels (``select_puct``, ``select_gumbel``, ``expand_and_backup``, ``release_leaves``, ``completed_qvalues``,
 and the ``*_blocks`` forms the search loop calls, on the tree's allocation blocks) with the same
 signatures, written as plain loops over trees, leaves and actions (per-node masks, terminal nodes and their revisits, node slots from ``num_nodes`` included). The tree itself
 (``init_tree``, ``grow_tree``) is plain numpy and shared with the compiled module. The search loop is
@@ -276,6 +276,23 @@ def expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_lo
                 children_virtual[b, up, act] -= 1
                 node_virtual[b, up] -= 1
                 index = up
+
+
+def release_leaves(parent, action, first, parents, action_from_parent, children_virtual, node_virtual):
+    """Twin of :func:`ponder.kernels.mcts.release_leaves`."""
+    B, L = parent.shape
+    for b in range(B):
+        for j in range(first, L):
+            node = int(parent[b, j])
+            if node == NO_PARENT:
+                continue
+            path = [(node, int(action[b, j]))]
+            while node != ROOT_INDEX:
+                path.append((int(parents[b, node]), int(action_from_parent[b, node])))
+                node = path[-1][0]
+            for up, act in path:
+                children_virtual[b, up, act] -= 1
+                node_virtual[b, up] -= 1
 
 
 def completed_qvalues(node_index, children_visits, children_priors, children_values,

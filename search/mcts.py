@@ -41,7 +41,11 @@ with :math:`A` = ``max_children`` action slots, the extra slots masked until wid
 **Batched selection.** Each pass selects ``leaves`` leaves with virtual visits (a leaf on its way
 counts as a visit on every edge of its path: of value 0 with ``virtual="loss"``, of no value with
 ``virtual="visit"``), so the generator and the verifier see
-batches of ``leaves`` states instead of one; with ``leaves=1`` it is sequential MCTS.
+batches of ``leaves`` states instead of one; with ``leaves=1`` it is sequential MCTS. With
+``fill="expansions"`` a pass keeps selecting (up to ``4 * leaves``) until ``leaves`` of its leaves
+are new states to expand, so each generator call gets that many: revisits of terminal states and
+leaves that end in a finished state cost the generator nothing and come along, as they come free
+to the sequential search (each is still a simulation).
 
 **Stopping.** After ``simulations`` simulations, when the budget runs out (``simulations=None``
 runs until it does), or, with ``goal="stop"``, at the first solved state (a
@@ -52,7 +56,8 @@ state that is not a goal) or the budget cap's name.
 Result: candidates are the finished states (solved first, then by verifier score), then, if none
 finished, the end of the most-visited path; every state's ``meta["visits"]`` and
 ``meta["value"]`` hold the kernel's statistics; ``info`` has the simulations run, the generator
-calls and the largest batch they saw.
+calls (``generator_passes``), the largest batch of leaves they saw, and the calls that expanded
+states (``expansion_calls``, the root's included) with the states they expanded (``states_expanded``).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ VALUES = ("verifier", "rollout")
 WIDENINGS = ("none", "progressive")
 VIRTUALS = tuple(KERNEL_VIRTUALS)  # "loss", "visit": the kernel's rules
 PRIORS = ("proposal", "uniform")
+FILLS = ("leaves", "expansions")
 GOALS = ("stop", "continue")
 __all__ = ["MCTSConfig", "NAME", "run"]
 _LOW = -1e9  # the prior logit of an empty action slot (masked anyway)
@@ -90,6 +96,13 @@ class MCTSConfig(SamplingConfig):
         k: successors per expanded state: steps sampled, or at most this many calls proposed
             (None for tools: as many as the root has).
         leaves: leaves selected per pass (batched into one generator call, spread by virtual visits).
+        fill: what ``leaves`` counts: "leaves" (a pass selects that many, whatever each costs) or
+            "expansions" (a pass keeps selecting, up to ``4 * leaves``, until that many of its
+            leaves are new states the generator must expand; revisits of terminal states, leaves
+            at an edge another leaf of the pass took and new finished states come along free, as
+            they do for sequential MCTS). Every selected leaf still counts as a simulation. Over
+            tool calls the new edges among the selected leaves are run to know which states go
+            on; those of leaves released again are kept for the passes that take them.
         virtual: what a pending leaf's virtual visit does to PUCT's value term: "loss" (a visit
             of value 0: the pass's leaves spread widely) or "visit" (none: only the exploration
             term drops, as WU-UCT's pending visits, so they stay closer to the sequential search).
@@ -114,6 +127,7 @@ class MCTSConfig(SamplingConfig):
     simulations: int | None = 32
     k: int | None = 4
     leaves: int = 1
+    fill: str = "leaves"
     virtual: str = "loss"
     c_puct: float = 1.25
     c_base: float = 19652.0
@@ -135,6 +149,7 @@ class MCTSConfig(SamplingConfig):
         check_int(owner, "simulations", self.simulations, optional=True)
         check_int(owner, "k", self.k, optional=True)
         check_int(owner, "leaves", self.leaves)
+        check_option(owner, "fill", self.fill, FILLS)
         check_option(owner, "virtual", self.virtual, VIRTUALS)
         check_real(owner, "c_puct", self.c_puct, low=0.0)
         check_real(owner, "c_base", self.c_base, low=0.0, low_open=True)
@@ -195,10 +210,13 @@ class _Search:
         self.gen, self.verifier, self.config, self.trace, self.tools = gen, verifier, config, trace, tools
         self.slots: dict[int, list] = {}  # state index -> its actions: State (LM) or Proposal (tools)
         self.made: dict[tuple[int, int], State] = {}  # (state index, action) -> the state, once run
+        self.taken: set[tuple[int, int]] = set()  # edges in the kernel's tree
         self.goal: State | None = None
         self.finished: list[State] = []
         self.calls = 0
         self.largest = 0
+        self.expansion_calls = 0  # generator calls that gave states their successors
+        self.expanded = 0  # states given successors by them
         self.A = 1
         self.tree = None
         self.unexplored = 0  # action slots of expanded states not yet taken: 0 means exhausted
@@ -244,7 +262,8 @@ class _Search:
                 RootFnOutput(prior_logits=logits, value=value, embedding=np.array([root.index], np.int64)),
                 self._recurrent, cfg.simulations, invalid_actions=invalid, max_depth=cfg.max_depth, num_leaves=cfg.leaves, virtual=cfg.virtual,
                 dirichlet_fraction=0.0, pb_c_init=cfg.c_puct, pb_c_base=cfg.c_base, rng=cfg.seed,
-                should_stop=should_stop, widen=self._widen if cfg.widening == "progressive" else None)
+                should_stop=should_stop, widen=self._widen if cfg.widening == "progressive" else None,
+                fill=self._costly if cfg.fill == "expansions" else None)
             self.tree = out.search_tree
             if reason["why"] is not None:
                 stopped = reason["why"]
@@ -255,20 +274,14 @@ class _Search:
     def _recurrent(self, params, rng, actions, embeddings):
         """Evaluate the pass's leaves: run (or fetch) the chosen successors, score them, expand
         the ones that go on. ``actions [M]``, ``embeddings [M]`` (parent state indices)."""
-        tree = self.trace.tree
         M = len(actions)
         self.calls += 1
         self.largest = max(self.largest, M)
         edges = [(int(p), int(a)) for p, a in zip(embeddings, actions)]
-        todo = list(dict.fromkeys(e for e in edges if e not in self.made))  # each new edge once
-        if todo:
-            if self.tools:  # run the chosen calls, one batched expand
-                fresh = [kids[0] for kids in self.gen.expand([tree[p] for p, _ in todo], actions=[[self.slots[p][a]] for p, a in todo])]
-                self.trace.add(fresh)
-            else:  # the step was sampled when its parent was expanded
-                fresh = [self.slots[p][a] for p, a in todo]
-            self.made.update(zip(todo, fresh))
-            self.unexplored -= len(todo)
+        self._make(edges)
+        new = set(edges) - self.taken
+        self.taken |= new
+        self.unexplored -= len(new)
         children = [self.made[e] for e in edges]
         unique = list(dict.fromkeys(children))  # scored once each
         where = {id(c): i for i, c in enumerate(unique)}
@@ -292,6 +305,42 @@ class _Search:
         return (RecurrentFnOutput(reward=np.zeros(M), discount=np.ones(M), prior_logits=logits, value=values,
                                   invalid_actions=invalid, is_terminal=terminal),
                 np.array([c.index for c in children], np.int64))
+
+    def _make(self, edges: list[tuple[int, int]]) -> None:
+        """Put each edge's state in ``made``: run the chosen calls (one batched expand), or take the
+        step sampled when its parent was expanded."""
+        todo = list(dict.fromkeys(e for e in edges if e not in self.made))  # each new edge once
+        if not todo:
+            return
+        if self.tools:
+            fresh = [kids[0] for kids in self.gen.expand([self.trace.tree[p] for p, _ in todo], actions=[[self.slots[p][a]] for p, a in todo])]
+            self.trace.add(fresh)
+        else:
+            fresh = [self.slots[p][a] for p, a in todo]
+        self.made.update(zip(todo, fresh))
+
+    def _costly(self, actions, embeddings, evaluate) -> np.ndarray:
+        """``fill="expansions"``: which of a pass's selected leaves are new states to expand (the
+        first leaf at each edge whose state goes on and has no successors yet). Leaves are looked at
+        in order and new calls run in chunks of just the number still missing, so no call beyond
+        the pass's ``leaves``-th expansion is run."""
+        edges = [(int(p), int(a)) for p, a in zip(embeddings, actions)]
+        marks = np.zeros(len(edges), np.bool_)
+        seen: set = set()
+        need, i = self.config.leaves, 0
+        while i < len(edges) and need > 0:
+            chunk = []
+            while i < len(edges) and len(chunk) < need:
+                if evaluate[i] and edges[i] not in seen:
+                    seen.add(edges[i])
+                    chunk.append(i)
+                i += 1
+            self._make([edges[j] for j in chunk])
+            for j in chunk:
+                c = self.made[edges[j]]
+                marks[j] = not (c.finished or c.depth >= self.config.max_depth) and c.index not in self.slots
+                need -= int(marks[j])
+        return marks
 
     # -- successors, priors, values -------------------------------------------------------------
 
@@ -341,6 +390,8 @@ class _Search:
 
     def _successors(self, states: list[State]) -> list[list]:
         cfg = self.config
+        self.expansion_calls += 1
+        self.expanded += len(states)
         if self.tools:  # under widening, all up to max_children: the first k open, the rest pooled
             return self.gen.propose(states, self.A if cfg.widening == "progressive" else cfg.k, seed=seed_for(cfg.seed, self.calls))
         rows = len(states) * cfg.k
@@ -430,7 +481,8 @@ class _Search:
     def _info(self) -> dict:
         done = None if self.tree is None else self.tree.extra_data.get("num_simulations_done")
         return {"solved": self.goal is not None, "simulations": done,
-                "generator_passes": self.calls, "largest_batch": self.largest, "finished": len(self.finished)}
+                "generator_passes": self.calls, "largest_batch": self.largest, "finished": len(self.finished),
+                "expansion_calls": self.expansion_calls, "states_expanded": self.expanded}
 
     def _partial(self):
         nodes, scores = self._ranked()

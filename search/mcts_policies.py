@@ -12,6 +12,7 @@ and revisits, node slots) are in :mod:`ponder.kernels.mcts`::
         if should_stop() returns a reason: stop           # the budget check, before each pass
         grow_tree if num_nodes + k could exceed the capacity   # doubling
         select_puct | select_gumbel                       # kernel: k leaves per tree, M need the model
+        with fill: keep the prefix holding num_leaves costly leaves; release_leaves the rest
         if M > 0: recurrent_fn(params, rng, actions [M], embeddings [M, ...])   # the caller's model
         expand_and_backup                                 # kernel: write the nodes, back values up
         progress(done)
@@ -129,6 +130,7 @@ class PolicyOutput:
 RecurrentFn = Callable[[Any, Any, np.ndarray, Any], "tuple[RecurrentFnOutput, Any]"]
 ShouldStop = Callable[[], "str | None"]
 Progress = Callable[[int], None]
+Fill = Callable[[np.ndarray, Any, np.ndarray], Any]  # (actions, embeddings, evaluate) -> marks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,6 +161,8 @@ def muzero_policy(
     progress: Progress | None = None,
     capacity: int | None = None,
     widen: Callable[[Tree], None] | None = None,
+    fill: Fill | None = None,
+    max_leaves: int | None = None,
 ) -> PolicyOutput:
     """MuZero search with PUCT selection; returns visit-count policy and a sampled action.
 
@@ -203,12 +207,15 @@ def muzero_policy(
         capacity: first node capacity per tree (default ``S + 1``, or ``OPEN_CAPACITY + 1`` when
             ``num_simulations`` is None); the tree grows past it as needed, with the same result.
         widen: ``(tree) -> None``, called before each pass (see :func:`run_search`).
+        fill, max_leaves: make ``num_leaves`` count only the leaves that cost the model (see
+            :func:`run_search`).
 
     Returns:
         ``PolicyOutput(action [B], action_weights [B, A], search_tree)``.
     """
     kernels = _kernels(backend)
     _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
+    _check_fill(fill, max_leaves, int(num_leaves))
     if qtransform not in QTRANSFORMS:
         raise ValueError(f"qtransform must be one of {sorted(QTRANSFORMS)}, got {qtransform!r}")
     if qtransform == "min_max":
@@ -261,7 +268,7 @@ def muzero_policy(
     tree = run_search(logits, value, embedding, invalid, recurrent_fn, num_simulations, select,
                       params=params, rng=rng, max_depth=max_depth, num_leaves=num_leaves,
                       backend=backend, should_stop=should_stop, progress=progress, capacity=capacity,
-                      widen=widen)
+                      widen=widen, fill=fill, max_leaves=max_leaves)
 
     weights = tree.summary().visit_probs  # [B, A]
     act_logits = np.log(np.maximum(weights, _TINY))
@@ -393,7 +400,8 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
                max_depth: int | None = None, num_leaves: int = 1, backend: str = "numba",
                extra_data: dict | None = None, should_stop: ShouldStop | None = None,
                progress: Progress | None = None, capacity: int | None = None,
-               widen: Callable[[Tree], None] | None = None) -> Tree:
+               widen: Callable[[Tree], None] | None = None, fill: Fill | None = None,
+               max_leaves: int | None = None) -> Tree:
     """Allocate the trees, fill the roots, and run the select / evaluate / expand-and-backup loop.
 
     Args:
@@ -425,6 +433,18 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         widen: ``(tree) -> None``, called with the current tree before each pass's selection
             (progressive widening: it may make more actions of a visited node valid, writing
             their ``children_invalid``, ``children_prior_logits`` and ``children_priors``).
+        fill: None (each pass selects ``k`` leaves per tree), or ``(actions [B * K], embeddings
+            [B * K, ...], evaluate [B * K]) -> marks [B * K]`` bool, the leaves that will cost
+            the model (for example new states to expand), given a pass of ``K`` selected leaves
+            per tree (tree-major; ``embeddings`` are the parents', ``evaluate`` the selection's).
+            A pass then selects ``K = min(max_leaves, S - done)`` leaves per tree, keeps the
+            shortest prefix ``k`` in which every tree has ``num_leaves`` marked leaves (all
+            ``K`` when a tree has fewer), and releases the others
+            (:func:`ponder.kernels.mcts.release_leaves`): since leaf ``j`` of a pass is chosen
+            knowing only leaves ``0 .. j - 1``, the result is a pass of ``k`` leaves. Revisits of
+            terminal nodes and other leaves the model does not pay for come along with the
+            ``num_leaves`` that it does; every kept leaf counts as a simulation.
+        max_leaves: the most leaves per tree a filled pass selects (default ``4 * num_leaves``).
 
     Returns:
         The :class:`Tree`; ``tree.extra_data["num_simulations_done"]`` (int, ``S`` when complete) and
@@ -432,6 +452,7 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     """
     kernels = _kernels(backend)
     S, L, depth_cap, N = _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
+    span = _check_fill(fill, max_leaves, L)
     B, A = logits.shape
     extra_data = {} if extra_data is None else extra_data
     t, children_virtual, node_virtual = init_tree(logits, value, embedding, invalid, N, extra_data=extra_data)
@@ -448,7 +469,7 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             reason = should_stop()
             if reason is not None:
                 break
-        k = L if S is None else min(L, S - done)
+        k = span if S is None else min(span, S - done)  # leaves to select (span = L unless filling)
         if slots_bound + k > N:  # the pass might run out of slots: look at the real counts
             slots_bound = int(t.num_nodes.max())
             if slots_bound + k > N:
@@ -465,6 +486,19 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         if widen is not None:
             widen(t)
         M = select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
+        if fill is not None:
+            np.add(first_row, parent, out=rows)
+            marks = np.asarray(fill(action.ravel().astype(np.int64), flat_embeddings.take(rows.ravel(), axis=0),
+                                    evaluate.ravel().copy()), dtype=np.bool_)
+            if marks.shape != (B * k,):
+                raise ValueError(f"fill returned marks of shape {marks.shape}, expected {(B * k,)}")
+            kept = _filled_prefix(marks.reshape(B, k) & evaluate, L)
+            if kept < k:
+                kernels.release_leaves(parent, action, kept, blocks[3][1], blocks[3][2], blocks[1][2], blocks[3][3])
+                k = kept
+                parent, action, leaf, evaluate = (np.ascontiguousarray(x[:, :k]) for x in (parent, action, leaf, evaluate))
+                rows = np.empty((B, k), np.intp)
+                M = int(evaluate.sum())
         if M == B * k:  # every leaf needs the model (always, without terminal nodes)
             picked = None
             actions = action.ravel().astype(np.int64)  # ravel: a view of the contiguous buffer
@@ -506,6 +540,30 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     extra_data["num_simulations_done"] = done
     extra_data["stop_reason"] = reason
     return t
+
+
+def _filled_prefix(marks: np.ndarray, L: int) -> int:
+    """The shortest prefix of a pass's leaves (``marks [B, K]``) holding ``L`` marked leaves in every
+    tree: ``max_b`` of the position after tree ``b``'s ``L``-th mark (``K`` if it has fewer)."""
+    counts = np.cumsum(marks, axis=1)  # [B, K]
+    reached = counts[:, -1] >= L
+    if not reached.all():
+        return marks.shape[1]
+    return int((counts < L).sum(axis=1).max()) + 1
+
+
+def _check_fill(fill, max_leaves, L: int) -> int:
+    """Leaves a pass selects: ``L``, or when filling ``max_leaves`` (default ``4 L``)."""
+    if fill is None:
+        if max_leaves is not None:
+            raise ValueError("max_leaves is only used with fill")
+        return L
+    if not callable(fill):
+        raise ValueError(f"fill must be None or a callable marking the leaves that cost the model, got {fill!r}")
+    span = 4 * L if max_leaves is None else max_leaves
+    if not isinstance(span, (int, np.integer)) or isinstance(span, bool) or span < L:
+        raise ValueError(f"max_leaves must be an int >= num_leaves ({L}), got {max_leaves!r}")
+    return int(span)
 
 
 def _blocks_of(t: Tree, cache: list) -> tuple:
@@ -595,6 +653,7 @@ class _NumbaKernels:
     select_puct_blocks = staticmethod(kernels_mcts.select_puct_blocks)  # the loop calls these three
     select_gumbel_blocks = staticmethod(kernels_mcts.select_gumbel_blocks)
     expand_and_backup_blocks = staticmethod(kernels_mcts.expand_and_backup_blocks)
+    release_leaves = staticmethod(kernels_mcts.release_leaves)  # and this one, when filling a pass
     completed_qvalues = staticmethod(kernels_mcts.completed_qvalues)
 
 

@@ -59,6 +59,23 @@ def test_batched_leaves_reach_the_generator_together(gen):
     assert eight.info["generator_passes"] < one.info["generator_passes"]
 
 
+def test_filled_passes_give_each_expansion_call_its_leaves():
+    """fill="expansions": every call that expands states gets `leaves` of them (but the root's and
+    the last), where plain passes of 8 leaves hand over fewer; both run 64 simulations."""
+    sizes = {}
+    for fill in ("leaves", "expansions"):
+        gen = ToolGenerator(Game24())
+        propose, seen = gen.propose, []
+        gen.propose = lambda states, k, **kw: seen.append(len(states)) or propose(states, k, **kw)
+        r = ponder.search("mcts", gen, pv.game24_value(), "1 5 6 8", simulations=64, k=8, leaves=8, goal="continue", seed=0, fill=fill)
+        assert r.info["simulations"] == 64
+        assert r.info["expansion_calls"] == len(seen) and r.info["states_expanded"] == sum(seen)
+        sizes[fill] = seen
+    assert sizes["expansions"][0] == 1 and set(sizes["expansions"][1:-1]) == {8}
+    assert min(sizes["leaves"][1:-1]) < 8
+    assert len(sizes["expansions"]) < len(sizes["leaves"])
+
+
 def test_mcts_over_lm_steps_builds_a_consistent_tree(lm):
     # one leaf per pass: every simulation evaluates one new node or revisits a terminal one (with
     # several leaves, two may reach the same new edge and evaluate its node twice, as in mctx)
@@ -116,6 +133,8 @@ def test_bad_configuration_is_refused(gen):
         MCTSConfig(leaves=0)
     with pytest.raises(ConfigError, match="virtual"):
         MCTSConfig(virtual="none")
+    with pytest.raises(ConfigError, match="fill"):
+        MCTSConfig(fill="tokens")
     assert not math.isnan(MCTSConfig().c_puct)
 
 
