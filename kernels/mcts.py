@@ -113,6 +113,10 @@ VIRTUALS[v]``. Two leaves of one pass that reach the same unexpanded edge
 are both evaluated; the later one re-evaluates the node the earlier one created (as mctx does for a
 leaf at ``max_depth``; its mask and terminal flag are not known before the pass ends). Each leaf's
 backup removes its virtual visits. With ``num_leaves = 1`` the search is exactly sequential MCTS.
+:func:`release_leaves` takes back the last leaves of a pass before their backup (their virtual
+visits removed, no slot used): since leaf ``j`` is chosen knowing only leaves ``0 .. j - 1``, what
+remains is exactly a pass of fewer leaves (the search loop's ``fill`` selects more leaves than it
+keeps, to give the model a fixed number of costly ones).
 
 Embeddings: the tree stores one embedding row per node, ``embeddings[b, n, ...]``, copied from what
 ``recurrent_fn`` returns. To keep a model's state elsewhere (a KV cache, a simulator snapshot table),

@@ -42,10 +42,11 @@ with :math:`A` = ``max_children`` action slots, the extra slots masked until wid
 counts as a visit on every edge of its path: of value 0 with ``virtual="loss"``, of no value with
 ``virtual="visit"``), so the generator and the verifier see
 batches of ``leaves`` states instead of one; with ``leaves=1`` it is sequential MCTS. With
-``fill="expansions"`` a pass keeps selecting (up to ``4 * leaves``) until ``leaves`` of its leaves
-are new states to expand, so each generator call gets that many: revisits of terminal states and
-leaves that end in a finished state cost the generator nothing and come along, as they come free
-to the sequential search (each is still a simulation).
+``fill="expansions"`` a pass picks leaves one at a time until ``leaves`` of them are new states to
+expand, so each generator call gets that many: a revisit of a terminal state, or a leaf that makes
+a finished state (over tool calls its call runs at once), is backed up before the next leaf is
+chosen, as in sequential MCTS, while the states to expand wait with virtual visits (each leaf is
+one simulation).
 
 **Stopping.** After ``simulations`` simulations, when the budget runs out (``simulations=None``
 runs until it does), or, with ``goal="stop"``, at the first solved state (a
@@ -96,13 +97,11 @@ class MCTSConfig(SamplingConfig):
         k: successors per expanded state: steps sampled, or at most this many calls proposed
             (None for tools: as many as the root has).
         leaves: leaves selected per pass (batched into one generator call, spread by virtual visits).
-        fill: what ``leaves`` counts: "leaves" (a pass selects that many, whatever each costs) or
-            "expansions" (a pass keeps selecting, up to ``4 * leaves``, until that many of its
-            leaves are new states the generator must expand; revisits of terminal states, leaves
-            at an edge another leaf of the pass took and new finished states come along free, as
-            they do for sequential MCTS). Every selected leaf still counts as a simulation. Over
-            tool calls the new edges among the selected leaves are run to know which states go
-            on; those of leaves released again are kept for the passes that take them.
+        fill: what ``leaves`` counts: "leaves" (a pass selects that many at once, whatever each
+            costs) or "expansions" (a pass selects leaves one by one, up to ``4 * leaves``, until
+            that many are new states the generator must expand; a revisit of a terminal state or
+            a new finished state is backed up at once, as in sequential MCTS, and the states to
+            expand are held with virtual visits for one batched generator call).
         virtual: what a pending leaf's virtual visit does to PUCT's value term: "loss" (a visit
             of value 0: the pass's leaves spread widely) or "visit" (none: only the exploration
             term drops, as WU-UCT's pending visits, so they stay closer to the sequential search).
@@ -320,27 +319,12 @@ class _Search:
         self.made.update(zip(todo, fresh))
 
     def _costly(self, actions, embeddings, evaluate) -> np.ndarray:
-        """``fill="expansions"``: which of a pass's selected leaves are new states to expand (the
-        first leaf at each edge whose state goes on and has no successors yet). Leaves are looked at
-        in order and new calls run in chunks of just the number still missing, so no call beyond
-        the pass's ``leaves``-th expansion is run."""
-        edges = [(int(p), int(a)) for p, a in zip(embeddings, actions)]
-        marks = np.zeros(len(edges), np.bool_)
-        seen: set = set()
-        need, i = self.config.leaves, 0
-        while i < len(edges) and need > 0:
-            chunk = []
-            while i < len(edges) and len(chunk) < need:
-                if evaluate[i] and edges[i] not in seen:
-                    seen.add(edges[i])
-                    chunk.append(i)
-                i += 1
-            self._make([edges[j] for j in chunk])
-            for j in chunk:
-                c = self.made[edges[j]]
-                marks[j] = not (c.finished or c.depth >= self.config.max_depth) and c.index not in self.slots
-                need -= int(marks[j])
-        return marks
+        """``fill="expansions"``: is this new leaf (``[1]`` arrays) a state the generator must
+        expand, one that goes on and has no successors yet? Over tool calls its call runs now."""
+        edge = (int(embeddings[0]), int(actions[0]))
+        self._make([edge])
+        c = self.made[edge]
+        return np.array([not (c.finished or c.depth >= self.config.max_depth) and c.index not in self.slots])
 
     # -- successors, priors, values -------------------------------------------------------------
 

@@ -12,7 +12,7 @@ and revisits, node slots) are in :mod:`ponder.kernels.mcts`::
         if should_stop() returns a reason: stop           # the budget check, before each pass
         grow_tree if num_nodes + k could exceed the capacity   # doubling
         select_puct | select_gumbel                       # kernel: k leaves per tree, M need the model
-        with fill: keep the prefix holding num_leaves costly leaves; release_leaves the rest
+        with fill: leaf by leaf; free ones backed up at once, num_leaves costly ones held for the model
         if M > 0: recurrent_fn(params, rng, actions [M], embeddings [M, ...])   # the caller's model
         expand_and_backup                                 # kernel: write the nodes, back values up
         progress(done)
@@ -433,18 +433,17 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         widen: ``(tree) -> None``, called with the current tree before each pass's selection
             (progressive widening: it may make more actions of a visited node valid, writing
             their ``children_invalid``, ``children_prior_logits`` and ``children_priors``).
-        fill: None (each pass selects ``k`` leaves per tree), or ``(actions [B * K], embeddings
-            [B * K, ...], evaluate [B * K]) -> marks [B * K]`` bool, the leaves that will cost
-            the model (for example new states to expand), given a pass of ``K`` selected leaves
-            per tree (tree-major; ``embeddings`` are the parents', ``evaluate`` the selection's).
-            A pass then selects ``K = min(max_leaves, S - done)`` leaves per tree, keeps the
-            shortest prefix ``k`` in which every tree has ``num_leaves`` marked leaves (all
-            ``K`` when a tree has fewer), and releases the others
-            (:func:`ponder.kernels.mcts.release_leaves`): since leaf ``j`` of a pass is chosen
-            knowing only leaves ``0 .. j - 1``, the result is a pass of ``k`` leaves. Revisits of
-            terminal nodes and other leaves the model does not pay for come along with the
-            ``num_leaves`` that it does; every kept leaf counts as a simulation.
-        max_leaves: the most leaves per tree a filled pass selects (default ``4 * num_leaves``).
+        fill: None (each pass selects ``k`` leaves per tree at once), or ``(actions [1],
+            embeddings [1, ...], evaluate [1]) -> marks [1]`` bool: is this new leaf costly (a new
+            state the model must expand, say)? Then (one tree, ``B = 1``) a pass selects leaves
+            one at a time, up to ``K = min(max_leaves, S - done)``, until ``num_leaves`` are
+            costly: a revisit of a terminal node is backed up at once; a leaf ``fill`` calls free
+            is evaluated alone (``recurrent_fn`` with ``M = 1``) and backed up at once, so later
+            leaves see its value as in sequential MCTS; the costly ones keep their virtual visits
+            and reach ``recurrent_fn`` together at the end of the pass. A leaf at an edge a held
+            leaf took ends the pass and is released (:func:`ponder.kernels.mcts.release_leaves`),
+            uncounted. Every kept leaf is a simulation.
+        max_leaves: the most leaves a filled pass keeps (default ``4 * num_leaves``).
 
     Returns:
         The :class:`Tree`; ``tree.extra_data["num_simulations_done"]`` (int, ``S`` when complete) and
@@ -454,13 +453,14 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     S, L, depth_cap, N = _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
     span = _check_fill(fill, max_leaves, L)
     B, A = logits.shape
+    if fill is not None and B != 1:
+        raise ValueError(f"fill runs one tree per search (B = 1), got B = {B}")
     extra_data = {} if extra_data is None else extra_data
     t, children_virtual, node_virtual = init_tree(logits, value, embedding, invalid, N, extra_data=extra_data)
     blocks = tree_blocks(t)  # edge_f, edge_i, node_f, node_i, children_invalid, terminal
     emb_shape = embedding.shape[1:]
     flat_embeddings = t.embeddings.reshape((B * N,) + emb_shape)  # a view: row b * N + n
     first_row = (np.arange(B, dtype=np.intp) * N)[:, None]  # [B, 1]
-    no_mask, no_flags = np.zeros((0, A), np.bool_), np.zeros(0, np.bool_)  # "all valid", "none terminal"
     buffers = {}
     slots_bound = 1  # an upper bound of max_b num_nodes[b]: 1 + the simulations run so far
     done, reason = 0, None
@@ -485,20 +485,15 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         parent, action, leaf, evaluate, rows = buffers[k]
         if widen is not None:
             widen(t)
-        M = select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
-        if fill is not None:
-            np.add(first_row, parent, out=rows)
-            marks = np.asarray(fill(action.ravel().astype(np.int64), flat_embeddings.take(rows.ravel(), axis=0),
-                                    evaluate.ravel().copy()), dtype=np.bool_)
-            if marks.shape != (B * k,):
-                raise ValueError(f"fill returned marks of shape {marks.shape}, expected {(B * k,)}")
-            kept = _filled_prefix(marks.reshape(B, k) & evaluate, L)
-            if kept < k:
-                kernels.release_leaves(parent, action, kept, blocks[3][1], blocks[3][2], blocks[1][2], blocks[3][3])
-                k = kept
-                parent, action, leaf, evaluate = (np.ascontiguousarray(x[:, :k]) for x in (parent, action, leaf, evaluate))
-                rows = np.empty((B, k), np.intp)
-                M = int(evaluate.sum())
+        if fill is None:
+            M = select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
+            kept = k
+        else:  # free leaves backed up one by one; the costly ones held for one model call
+            kept, (parent, action, leaf, evaluate) = _filled_pass(
+                t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill, params, rng, L, k,
+                depth_cap, children_virtual, node_virtual, buffers)
+            M = k = parent.shape[1]
+            rows = np.empty((B, k), np.intp)
         if M == B * k:  # every leaf needs the model (always, without terminal nodes)
             picked = None
             actions = action.ravel().astype(np.int64)  # ravel: a view of the contiguous buffer
@@ -510,31 +505,17 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             np.add(first_row, parent, out=rows)
             states = flat_embeddings.take(rows.ravel()[picked], axis=0)
         if M > 0:
-            out, new_embedding = recurrent_fn(params, rng, actions, states)
-            reward = _as_f64(out.reward, (M,), "reward")
-            discount = _as_f64(out.discount, (M,), "discount")
-            prior_logits = _as_f64(out.prior_logits, (M, A), "prior_logits")
-            leaf_value = _as_f64(out.value, (M,), "value")
-            leaf_invalid = (no_mask if out.invalid_actions is None
-                            else _as_bool(out.invalid_actions, (M, A), "invalid_actions"))
-            leaf_terminal = no_flags if out.is_terminal is None else _as_bool(out.is_terminal, (M,), "is_terminal")
-            new_embedding = np.asarray(new_embedding)
-            if new_embedding.shape != (M,) + emb_shape:
-                raise ValueError(f"recurrent_fn returned embeddings of shape {new_embedding.shape}, "
-                                 f"expected {(M,) + emb_shape}")
+            outputs, new_embedding = _evaluate(recurrent_fn, params, rng, actions, states, A, emb_shape)
         else:
-            reward = discount = leaf_value = np.zeros(0)
-            prior_logits = np.zeros((0, A))
-            leaf_invalid, leaf_terminal = no_mask, no_flags
-        kernels.expand_and_backup_blocks(
-            parent, action, leaf, evaluate, reward, discount, prior_logits, leaf_value, leaf_invalid,
-            leaf_terminal, *blocks, t.num_nodes)
+            outputs, new_embedding = _NO_OUTPUTS(A), None
+        if k > 0:
+            kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *outputs, *blocks, t.num_nodes)
         if M > 0:
             np.add(first_row, leaf, out=rows)
             leaf_rows = rows.ravel()
             flat_embeddings[leaf_rows if picked is None else leaf_rows[picked]] = new_embedding
-        slots_bound += k
-        done += k
+        slots_bound += kept
+        done += kept
         if progress is not None:
             progress(done)
     extra_data["num_simulations_done"] = done
@@ -542,14 +523,72 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     return t
 
 
-def _filled_prefix(marks: np.ndarray, L: int) -> int:
-    """The shortest prefix of a pass's leaves (``marks [B, K]``) holding ``L`` marked leaves in every
-    tree: ``max_b`` of the position after tree ``b``'s ``L``-th mark (``K`` if it has fewer)."""
-    counts = np.cumsum(marks, axis=1)  # [B, K]
-    reached = counts[:, -1] >= L
-    if not reached.all():
-        return marks.shape[1]
-    return int((counts < L).sum(axis=1).max()) + 1
+def _evaluate(recurrent_fn, params, rng, actions, states, A: int, emb_shape: tuple):
+    """Call the model on ``M`` leaves and check what it returns: ``((reward, discount, prior_logits,
+    value, invalid_actions, is_terminal), new_embeddings)`` as expand_and_backup takes them."""
+    M = len(actions)
+    out, new_embedding = recurrent_fn(params, rng, actions, states)
+    outputs = (
+        _as_f64(out.reward, (M,), "reward"),
+        _as_f64(out.discount, (M,), "discount"),
+        _as_f64(out.prior_logits, (M, A), "prior_logits"),
+        _as_f64(out.value, (M,), "value"),
+        np.zeros((0, A), np.bool_) if out.invalid_actions is None else _as_bool(out.invalid_actions, (M, A), "invalid_actions"),
+        np.zeros(0, np.bool_) if out.is_terminal is None else _as_bool(out.is_terminal, (M,), "is_terminal"),
+    )
+    new_embedding = np.asarray(new_embedding)
+    if new_embedding.shape != (M,) + emb_shape:
+        raise ValueError(f"recurrent_fn returned embeddings of shape {new_embedding.shape}, expected {(M,) + emb_shape}")
+    return outputs, new_embedding
+
+
+def _NO_OUTPUTS(A: int) -> tuple:
+    """expand_and_backup's model outputs for a pass with no evaluated leaf (revisits only)."""
+    return (np.zeros(0), np.zeros(0), np.zeros((0, A)), np.zeros(0), np.zeros((0, A), np.bool_), np.zeros(0, np.bool_))
+
+
+def _filled_pass(t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill, params, rng, L: int, K: int,
+                 depth_cap: int, children_virtual, node_virtual, buffers) -> tuple[int, tuple]:
+    """One pass of ``fill`` (one tree): select leaves one at a time, up to ``K``, until ``L`` are
+    costly. A revisit of a terminal node is backed up at once; a new leaf ``fill`` calls free is
+    evaluated and backed up at once, so the next leaf sees its value, as in sequential MCTS; a
+    costly one keeps its virtual visits and node slot (``num_nodes`` counts it meanwhile) for the
+    pass's one model call. A leaf at an edge a held leaf already took ends the pass and is
+    released. Returns ``(leaves kept, (parent, action, leaf, evaluate) [1, P])`` of the held ones."""
+    if 1 not in buffers:
+        buffers[1] = (np.empty((1, 1), np.intp), np.empty((1, 1), np.intp), np.empty((1, 1), np.intp),
+                      np.empty((1, 1), np.bool_), np.empty((1, 1), np.intp))
+    parent, action, leaf, evaluate, _ = buffers[1]
+    A = t.num_actions
+    emb_shape = flat_embeddings.shape[1:]
+    held: list[tuple[int, int, int]] = []
+    kept = 0
+    while len(held) < L and kept < K:
+        select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
+        p, a, n, ev = int(parent[0, 0]), int(action[0, 0]), int(leaf[0, 0]), bool(evaluate[0, 0])
+        if ev and any(p == hp and a == ha for hp, ha, _ in held):
+            kernels.release_leaves(parent, action, 0, blocks[3][1], blocks[3][2], blocks[1][2], blocks[3][3])
+            break
+        kept += 1
+        if not ev:  # a revisit of a terminal node (or of a terminal root): its stored value, now
+            kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *_NO_OUTPUTS(A), *blocks, t.num_nodes)
+            continue
+        acts, states = action[0].astype(np.int64), flat_embeddings[p: p + 1]
+        marks = np.asarray(fill(acts, states, evaluate[0].copy()), dtype=np.bool_)
+        if marks.shape != (1,):
+            raise ValueError(f"fill returned marks of shape {marks.shape}, expected (1,)")
+        if marks[0]:
+            held.append((p, a, n))
+            t.num_nodes[0] += 1  # its slot stays reserved while later leaves of the pass are chosen
+            continue
+        outputs, emb = _evaluate(recurrent_fn, params, rng, acts, states, A, emb_shape)
+        kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *outputs, *blocks, t.num_nodes)
+        flat_embeddings[n] = emb[0]
+    t.num_nodes[0] -= len(held)  # the held leaves' backup counts them again
+    P = len(held)
+    arrays = (np.array([[h[0] for h in held]], np.intp), np.array([[h[1] for h in held]], np.intp),
+              np.array([[h[2] for h in held]], np.intp), np.ones((1, P), np.bool_))
+    return kept, arrays
 
 
 def _check_fill(fill, max_leaves, L: int) -> int:

@@ -495,7 +495,7 @@ def test_bad_mask_outputs_raise(field, value, match):
 
 
 def _marks_new_states(model):
-    """A fill callback marking the leaves whose new state is neither terminal nor a dead end."""
+    """A fill callback marking a new leaf whose state is neither terminal nor a dead end."""
     def fill(actions, states, evaluate):
         nxt = (states * model.A + actions + 1) % model.T
         return evaluate & ~model.terminal[nxt] & ~model.invalid[nxt].all(-1)
@@ -504,55 +504,50 @@ def _marks_new_states(model):
 
 @pytest.mark.parametrize("backend", ["numba", "python"])
 def test_fill_marking_every_leaf_is_the_unfilled_search(backend):
-    """Marking every evaluated leaf with no terminal nodes: each pass keeps its first num_leaves
-    leaves and releases the other 3 num_leaves, so the tree is the unfilled search's, bit for bit,
-    and no virtual visit is left behind."""
-    model = LegalModel(5, 11, p_invalid=0.0, p_terminal=0.0, p_dead=0.0, emit="none")
-    root, _ = model.root(3, 11)
+    """Marking every leaf, with no terminal nodes and no two leaves of a pass at one edge (which
+    would end a filled pass early): the leaf-by-leaf passes pick what one call of the selection
+    kernel picks, so the tree is the unfilled search's, bit for bit, and no virtual visit is left
+    behind."""
+    model = LegalModel(5, 1, p_invalid=0.0, p_terminal=0.0, p_dead=0.0, emit="none")
+    root, _ = model.root(1, 1)
     plain = mcts.muzero_policy(root, model, 20, rng=0, num_leaves=3, backend=backend)
-    sizes = []
+    assert (plain.search_tree.node_visits[0] > 0).all()  # no two leaves of a pass met at one edge
+    calls = []
     filled = mcts.muzero_policy(root, model, 20, rng=0, num_leaves=3, backend=backend,
-                                fill=lambda a, s, ev: sizes.append(len(a)) or ev.copy())
+                                fill=lambda a, s, ev: calls.append(len(a)) or ev.copy())
     _assert_same_tree(plain, filled)
-    assert sizes[0] == 3 * 12  # K = 4 num_leaves leaves per tree were selected, then released
+    assert calls and set(calls) == {1}  # asked leaf by leaf
     blocks = kernels_mcts.tree_blocks(filled.search_tree)
     assert not blocks[1][2].any() and not blocks[3][3].any()  # children and node virtual visits: all 0
 
 
 def test_filled_passes_give_the_model_num_leaves_costly_leaves():
     """With terminal nodes an unfilled pass of 4 leaves often holds fewer than 4 costly ones (new
-    states that go on); a filled pass holds exactly 4, or all it found within max_leaves, and
-    every kept leaf is still one simulation."""
+    states that go on). Filled passes evaluate each free new leaf alone, at once, and give the model
+    the costly ones together, 4 a call (short only when a pass ends early), while every kept leaf
+    is still one simulation."""
     model = LegalModel(6, 0, p_terminal=0.15, p_invalid=0.1, p_dead=0.0)
     root, invalid = model.root(1, 0)
-    fill = _marks_new_states(model)
-    events = []  # ("fill", marks [K]) before each pass's ("call", costly leaves it received)
-
-    def costly(states, actions):
-        nxt = (states * model.A + actions + 1) % model.T
-        return int((~model.terminal[nxt] & ~model.invalid[nxt].all(-1)).sum())
+    calls = []  # (leaves, costly leaves) of each model call
 
     def recurrent(params, rng, actions, states):
-        events.append(("call", costly(states, actions)))
+        nxt = (states * model.A + actions + 1) % model.T
+        calls.append((len(actions), int((~model.terminal[nxt] & ~model.invalid[nxt].all(-1)).sum())))
         return model(params, rng, actions, states)
 
-    def marking(actions, states, evaluate):
-        marks = fill(actions, states, evaluate)
-        events.append(("fill", marks))
-        return marks
-
     plain = mcts.muzero_policy(root, recurrent, 40, rng=0, num_leaves=4, invalid_actions=invalid)
-    plain_calls = [n for kind, n in events if kind == "call"]
-    assert min(plain_calls[:-1]) < 4  # the unfilled passes leave the model short
-    events.clear()
-    out = mcts.muzero_policy(root, recurrent, 40, rng=0, num_leaves=4, invalid_actions=invalid, fill=marking, max_leaves=16)
+    plain_costly = [c for _, c in calls]
+    assert min(plain_costly[:-1]) < 4  # the unfilled passes leave the model short
+    calls.clear()
+    out = mcts.muzero_policy(root, recurrent, 40, rng=0, num_leaves=4, invalid_actions=invalid,
+                             fill=_marks_new_states(model), max_leaves=16)
     np.testing.assert_array_equal(out.search_tree.node_visits[:, 0], 41)  # 40 simulations
-    pairs = [(events[i][1], events[i + 1][1]) for i in range(len(events) - 1) if events[i][0] == "fill" and events[i + 1][0] == "call"]
-    assert len(pairs) >= 3
-    for marks, got in pairs:
-        assert got == min(4, int(marks.sum()))
-    assert sum(got == 4 for _, got in pairs) >= len(pairs) - 1  # all full but the last
-    assert len(pairs) < len(plain_calls)
+    free = [m for m, c in calls if c == 0]
+    batches = [m for m, c in calls if c > 0]
+    assert all(c in (0, m) for m, c in calls)  # a call holds free leaves only (one) or costly ones only
+    assert set(free) == {1} and len(free) >= 3
+    assert sum(b == 4 for b in batches) >= len(batches) - 2 and len(batches) >= 3
+    assert len(batches) < len(plain_costly)
     _check_filled_tree(out.search_tree, plain.search_tree)
 
 
@@ -570,11 +565,11 @@ def _check_filled_tree(filled, plain):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(B=st.integers(1, 3), A=st.integers(2, 6), S=st.integers(1, 30), num_leaves=st.integers(1, 4),
+@given(A=st.integers(2, 6), S=st.integers(1, 30), num_leaves=st.integers(1, 4),
        extra=st.integers(0, 8), seed=st.integers(0, 2**16))
-def test_filled_search_numba_matches_twin(B, A, S, num_leaves, extra, seed):
+def test_filled_search_numba_matches_twin(A, S, num_leaves, extra, seed):
     model = LegalModel(A, seed)
-    root, invalid = model.root(B, seed)
+    root, invalid = model.root(1, seed)
     kw = dict(rng=seed, num_leaves=num_leaves, invalid_actions=invalid, fill=_marks_new_states(model),
               max_leaves=num_leaves + extra, capacity=4)
     ours = mcts.muzero_policy(root, model, S, **kw)
@@ -593,4 +588,6 @@ def test_bad_fill_arguments_raise():
     with pytest.raises(ValueError, match="fill must be None or a callable"):
         mcts.muzero_policy(root, model, 4, fill="expansions")
     with pytest.raises(ValueError, match="fill returned marks of shape"):
-        mcts.muzero_policy(root, model, 4, fill=lambda a, s, e: e[:1])
+        mcts.muzero_policy(root, model, 4, fill=lambda a, s, e: np.ones(2, bool))
+    with pytest.raises(ValueError, match="one tree per search"):
+        mcts.muzero_policy(model.root(2, 0)[0], model, 4, fill=lambda a, s, e: e)

@@ -534,6 +534,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m ponder.verifiers.game24_train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=v.WEIGHTS, help="folder for the weights and the report (default: the package's weights/)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split-seed", type=int, default=None, help="seed of the --dev-novel split (default: --seed), so models of several seeds share one split")
     parser.add_argument("--train-rows", default="0:800", help="rows of game24.csv to train on, inside 0:800 (default 0:800)")
     parser.add_argument("--dev-rows", default="", help="rows inside 0:800 NOT trained on, reported as a development split (for choosing hyper-parameters)")
     parser.add_argument("--dev-novel", type=int, default=0, help="development split of N puzzles from the second half of --train-rows, "
@@ -581,7 +582,8 @@ def main(argv=None) -> dict:
 
     train_puzzles, dev_puzzles = g.load(train_rows), g.load(dev_rows) if dev_rows is not None else None
     if args.dev_novel:
-        train_puzzles, dev_puzzles, excluded = novel_split(train_puzzles, args.dev_novel, args.seed, args.dev_novel_depth)
+        split_seed = args.seed if args.split_seed is None else args.split_seed
+        train_puzzles, dev_puzzles, excluded = novel_split(train_puzzles, args.dev_novel, split_seed, args.dev_novel_depth)
     else:
         excluded = set()
     train_roots, train_states = reachable(train_puzzles)
