@@ -13,7 +13,7 @@ Three settings: "1 leaf" (sequential MCTS), "8 leaves" (each pass selects 8 leav
 cost) and "8 expansions" (``fill="expansions"``: each pass selects leaves one by one until 8 of
 them are new states for SmolLM2 to expand; revisits of terminal states and leaves ending in a
 finished state are backed up at once, as in the sequential search, while the 8 wait for one
-batched call). With one leaf the model decodes ``k``
+batched call; a leaf that meets the edge of one of those 8 is released and not counted). With one leaf the model decodes ``k``
 rows at a time; with eight, up to ``8 k``. The ceiling is plain batched decoding at those two batch
 sizes, measured in the same run on the same prompts (tokens per second at ``8 k`` rows over tokens
 per second at ``k`` rows), beside the classic batch-8 / batch-1 figure. Paths alternate puzzle by
@@ -45,7 +45,7 @@ FIRST_ROW = 800
 LOG = RESULTS / "mcts_batching.jsonl"
 
 
-REVISION = 5  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one)
+REVISION = 6  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one; 6: leaves at a held edge released, uncounted)
 
 def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
     """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""

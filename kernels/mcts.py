@@ -113,10 +113,9 @@ VIRTUALS[v]``. Two leaves of one pass that reach the same unexpanded edge
 are both evaluated; the later one re-evaluates the node the earlier one created (as mctx does for a
 leaf at ``max_depth``; its mask and terminal flag are not known before the pass ends). Each leaf's
 backup removes its virtual visits. With ``num_leaves = 1`` the search is exactly sequential MCTS.
-:func:`release_leaves` takes back the last leaves of a pass before their backup (their virtual
-visits removed, no slot used): since leaf ``j`` is chosen knowing only leaves ``0 .. j - 1``, what
-remains is exactly a pass of fewer leaves (the search loop's ``fill`` selects more leaves than it
-keeps, to give the model a fixed number of costly ones).
+:func:`release_leaves` takes leaves of a pass back without a backup: their virtual visits are
+removed and they use no slot (the search loop's ``fill`` does so with leaves that met a pending
+edge: they add nothing but their virtual visits, which steer the rest of the pass elsewhere).
 
 Embeddings: the tree stores one embedding row per node, ``embeddings[b, n, ...]``, copied from what
 ``recurrent_fn`` returns. To keep a model's state elsewhere (a KV cache, a simulator snapshot table),
@@ -978,11 +977,10 @@ def _expand_and_backup(parent, action, leaf, evaluate, reward, discount, prior_l
 
 @_kernel
 def release_leaves(parent, action, first, parents, action_from_parent, children_virtual, node_virtual):
-    """Take back leaves ``first .. L - 1`` of each tree's pass, as if they had never been selected:
-    remove the virtual visit they left on every edge of their path (``parent, action [B, L]`` from
-    the selection kernel). Leaf ``j``'s choice depends only on leaves ``0 .. j - 1``, so the pass's
-    first ``first`` leaves are exactly a pass of ``first`` leaves. A leaf of a terminal root
-    (``NO_PARENT``) left none."""
+    """Take back leaves ``first .. L - 1`` of each tree's pass without backing them up: remove the
+    virtual visit they left on every edge of their path (``parent, action [B, L]`` as the
+    selection kernel wrote them; the path above ``parent`` is read from the tree). A leaf of a
+    terminal root (``NO_PARENT``) left none."""
     B, L = parent.shape
     for b in range(B):
         for j in range(first, L):

@@ -101,7 +101,8 @@ class MCTSConfig(SamplingConfig):
             costs) or "expansions" (a pass selects leaves one by one, up to ``4 * leaves``, until
             that many are new states the generator must expand; a revisit of a terminal state or
             a new finished state is backed up at once, as in sequential MCTS, and the states to
-            expand are held with virtual visits for one batched generator call).
+            expand are held with virtual visits for one batched generator call; a leaf that meets
+            a held edge only leaves its virtual visits and is not a simulation).
         virtual: what a pending leaf's virtual visit does to PUCT's value term: "loss" (a visit
             of value 0: the pass's leaves spread widely) or "visit" (none: only the exploration
             term drops, as WU-UCT's pending visits, so they stay closer to the sequential search).

@@ -436,13 +436,15 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         fill: None (each pass selects ``k`` leaves per tree at once), or ``(actions [1],
             embeddings [1, ...], evaluate [1]) -> marks [1]`` bool: is this new leaf costly (a new
             state the model must expand, say)? Then (one tree, ``B = 1``) a pass selects leaves
-            one at a time, up to ``K = min(max_leaves, S - done)``, until ``num_leaves`` are
-            costly: a revisit of a terminal node is backed up at once; a leaf ``fill`` calls free
-            is evaluated alone (``recurrent_fn`` with ``M = 1``) and backed up at once, so later
+            one at a time until ``num_leaves`` are costly or ``K = min(max_leaves, S - done)`` are
+            kept: a revisit of a terminal node is backed up at once; a leaf ``fill`` calls free is
+            evaluated alone (``recurrent_fn`` with ``M = 1``) and backed up at once, so later
             leaves see its value as in sequential MCTS; the costly ones keep their virtual visits
             and reach ``recurrent_fn`` together at the end of the pass. A leaf at an edge a held
-            leaf took ends the pass and is released (:func:`ponder.kernels.mcts.release_leaves`),
-            uncounted. Every kept leaf is a simulation.
+            leaf took brings no new value: it only leaves its virtual visits to steer the next
+            leaves elsewhere, is released at the end of the pass
+            (:func:`ponder.kernels.mcts.release_leaves`) and is not a simulation (at most ``K``
+            such per pass). Every other leaf is one simulation.
         max_leaves: the most leaves a filled pass keeps (default ``4 * num_leaves``).
 
     Returns:
@@ -549,26 +551,30 @@ def _NO_OUTPUTS(A: int) -> tuple:
 
 def _filled_pass(t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill, params, rng, L: int, K: int,
                  depth_cap: int, children_virtual, node_virtual, buffers) -> tuple[int, tuple]:
-    """One pass of ``fill`` (one tree): select leaves one at a time, up to ``K``, until ``L`` are
-    costly. A revisit of a terminal node is backed up at once; a new leaf ``fill`` calls free is
-    evaluated and backed up at once, so the next leaf sees its value, as in sequential MCTS; a
-    costly one keeps its virtual visits and node slot (``num_nodes`` counts it meanwhile) for the
-    pass's one model call. A leaf at an edge a held leaf already took ends the pass and is
-    released. Returns ``(leaves kept, (parent, action, leaf, evaluate) [1, P])`` of the held ones."""
+    """One pass of ``fill`` (one tree): select leaves one at a time until ``L`` are costly, ``K``
+    are kept, or ``K`` met a held edge. A revisit of a terminal node is backed up at once; a new
+    leaf ``fill`` calls free is evaluated and backed up at once, so the next leaf sees its value,
+    as in sequential MCTS; a costly one keeps its virtual visits and node slot (``num_nodes``
+    counts it meanwhile) for the pass's one model call. A leaf at an edge a held leaf took adds
+    nothing but its virtual visits, which steer later leaves elsewhere: it is released at the end
+    of the pass and is not a simulation. Returns ``(simulations, (parent, action, leaf, evaluate)
+    [1, P])``, the held leaves."""
     if 1 not in buffers:
         buffers[1] = (np.empty((1, 1), np.intp), np.empty((1, 1), np.intp), np.empty((1, 1), np.intp),
                       np.empty((1, 1), np.bool_), np.empty((1, 1), np.intp))
     parent, action, leaf, evaluate, _ = buffers[1]
     A = t.num_actions
     emb_shape = flat_embeddings.shape[1:]
-    held: list[tuple[int, int, int]] = []
+    held: list[tuple[int, int, int]] = []  # (parent, action, node slot) of the costly leaves
+    met: list[tuple[int, int]] = []  # (parent, action) of the leaves that met a held edge
+    edges: set[tuple[int, int]] = set()
     kept = 0
-    while len(held) < L and kept < K:
+    while len(held) < L and kept < K and len(met) < K:
         select(t, children_virtual, node_virtual, depth_cap, parent, action, leaf, evaluate)
         p, a, n, ev = int(parent[0, 0]), int(action[0, 0]), int(leaf[0, 0]), bool(evaluate[0, 0])
-        if ev and any(p == hp and a == ha for hp, ha, _ in held):
-            kernels.release_leaves(parent, action, 0, blocks[3][1], blocks[3][2], blocks[1][2], blocks[3][3])
-            break
+        if ev and (p, a) in edges:
+            met.append((p, a))
+            continue
         kept += 1
         if not ev:  # a revisit of a terminal node (or of a terminal root): its stored value, now
             kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *_NO_OUTPUTS(A), *blocks, t.num_nodes)
@@ -579,11 +585,15 @@ def _filled_pass(t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill
             raise ValueError(f"fill returned marks of shape {marks.shape}, expected (1,)")
         if marks[0]:
             held.append((p, a, n))
+            edges.add((p, a))
             t.num_nodes[0] += 1  # its slot stays reserved while later leaves of the pass are chosen
             continue
         outputs, emb = _evaluate(recurrent_fn, params, rng, acts, states, A, emb_shape)
         kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *outputs, *blocks, t.num_nodes)
         flat_embeddings[n] = emb[0]
+    if met:
+        kernels.release_leaves(np.array([[p for p, _ in met]], np.intp), np.array([[a for _, a in met]], np.intp), 0,
+                               blocks[3][1], blocks[3][2], blocks[1][2], blocks[3][3])
     t.num_nodes[0] -= len(held)  # the held leaves' backup counts them again
     P = len(held)
     arrays = (np.array([[h[0] for h in held]], np.intp), np.array([[h[1] for h in held]], np.intp),

@@ -504,10 +504,10 @@ def _marks_new_states(model):
 
 @pytest.mark.parametrize("backend", ["numba", "python"])
 def test_fill_marking_every_leaf_is_the_unfilled_search(backend):
-    """Marking every leaf, with no terminal nodes and no two leaves of a pass at one edge (which
-    would end a filled pass early): the leaf-by-leaf passes pick what one call of the selection
-    kernel picks, so the tree is the unfilled search's, bit for bit, and no virtual visit is left
-    behind."""
+    """Marking every leaf, with no terminal nodes and no two leaves of a pass at one edge (a second
+    leaf at an edge is not costly, so a filled pass would go on past it): the leaf-by-leaf passes
+    pick what one call of the selection kernel picks, so the tree is the unfilled search's, bit for
+    bit, and no virtual visit is left behind."""
     model = LegalModel(5, 1, p_invalid=0.0, p_terminal=0.0, p_dead=0.0, emit="none")
     root, _ = model.root(1, 1)
     plain = mcts.muzero_policy(root, model, 20, rng=0, num_leaves=3, backend=backend)
@@ -523,32 +523,57 @@ def test_fill_marking_every_leaf_is_the_unfilled_search(backend):
 
 def test_filled_passes_give_the_model_num_leaves_costly_leaves():
     """With terminal nodes an unfilled pass of 4 leaves often holds fewer than 4 costly ones (new
-    states that go on). Filled passes evaluate each free new leaf alone, at once, and give the model
-    the costly ones together, 4 a call (short only when a pass ends early), while every kept leaf
-    is still one simulation."""
-    model = LegalModel(6, 0, p_terminal=0.15, p_invalid=0.1, p_dead=0.0)
-    root, invalid = model.root(1, 0)
-    calls = []  # (leaves, costly leaves) of each model call
+    states that go on). A filled pass evaluates each free new leaf alone, at once, and gives the
+    model its costly ones together, at most 4 and more often 4 than the unfilled passes do; the
+    search still runs its 40 simulations."""
+    model = LegalModel(6, 1, p_terminal=0.15, p_invalid=0.1, p_dead=0.0)
+    root, invalid = model.root(1, 1)
+    events = []  # ("call", leaves, costly leaves, distinct costly) and ("pass", simulations done)
 
     def recurrent(params, rng, actions, states):
         nxt = (states * model.A + actions + 1) % model.T
-        calls.append((len(actions), int((~model.terminal[nxt] & ~model.invalid[nxt].all(-1)).sum())))
+        go_on = ~model.terminal[nxt] & ~model.invalid[nxt].all(-1)
+        events.append(("call", len(actions), int(go_on.sum()), len({(int(s), int(a)) for s, a, g in zip(states, actions, go_on) if g})))
         return model(params, rng, actions, states)
 
     plain = mcts.muzero_policy(root, recurrent, 40, rng=0, num_leaves=4, invalid_actions=invalid)
-    plain_costly = [c for _, c in calls]
+    plain_costly = [e[3] for e in events]
     assert min(plain_costly[:-1]) < 4  # the unfilled passes leave the model short
-    calls.clear()
-    out = mcts.muzero_policy(root, recurrent, 40, rng=0, num_leaves=4, invalid_actions=invalid,
-                             fill=_marks_new_states(model), max_leaves=16)
-    np.testing.assert_array_equal(out.search_tree.node_visits[:, 0], 41)  # 40 simulations
-    free = [m for m, c in calls if c == 0]
-    batches = [m for m, c in calls if c > 0]
-    assert all(c in (0, m) for m, c in calls)  # a call holds free leaves only (one) or costly ones only
-    assert set(free) == {1} and len(free) >= 3
-    assert sum(b == 4 for b in batches) >= len(batches) - 2 and len(batches) >= 3
-    assert len(batches) < len(plain_costly)
+    events.clear()
+    S, K = 40, 16
+    out = mcts.muzero_policy(root, recurrent, S, rng=0, num_leaves=4, invalid_actions=invalid,
+                             fill=_marks_new_states(model), max_leaves=K, progress=lambda done: events.append(("pass", done)))
+    np.testing.assert_array_equal(out.search_tree.node_visits[:, 0], S + 1)  # S simulations
+    calls = [e for e in events if e[0] == "call"]
+    assert all(c in (0, m) for _, m, c, _ in calls)  # a call holds costly leaves only, or one free leaf
+    assert any(c == 0 for _, _, c, _ in calls)
+    full, segment = 0, []
+    for e in events:
+        if e[0] == "call":
+            segment.append(e)
+            continue
+        batch = [d for _, _, c, d in segment if c > 0]
+        assert len(batch) <= 1 and all(d <= 4 for d in batch)  # one batched call a pass, at most 4 new states
+        full += batch == [4]
+        segment = []
+    assert full >= 5 and full > sum(c == 4 for c in plain_costly)
     _check_filled_tree(out.search_tree, plain.search_tree)
+
+
+def test_leaves_at_a_held_edge_are_released_uncounted():
+    """One action: every leaf takes the same edge. A filled pass holds the first leaf (costly) and
+    releases the ones that meet its edge (at most max_leaves a pass) without counting them, so
+    each pass is one simulation and one model call, as in sequential MCTS."""
+    model = LegalModel(1, 4, p_invalid=0.0, p_terminal=0.0, p_dead=0.0, emit="none")
+    root, _ = model.root(1, 4)
+    asked, done = [], []
+    filled = mcts.muzero_policy(root, model, 6, rng=0, num_leaves=2, max_leaves=3,
+                                fill=lambda a, s, ev: asked.append(1) or ev.copy(), progress=done.append)
+    plain = mcts.muzero_policy(root, model, 6, rng=0, num_leaves=1)
+    _assert_same_tree(plain, filled)
+    assert done == [1, 2, 3, 4, 5, 6] and len(asked) == 6
+    blocks = kernels_mcts.tree_blocks(filled.search_tree)
+    assert not blocks[1][2].any() and not blocks[3][3].any()
 
 
 def _check_filled_tree(filled, plain):
