@@ -395,6 +395,40 @@ def test_grow_tree_copies_nodes_and_leaves_new_slots_empty():
         kernels_mcts.grow_tree(t, cv, nv, 5)
 
 
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_release_leaves_removes_exactly_their_virtual_visits(backend):
+    """Select 6 leaves a tree in a grown tree, release the last 4: the virtual visits left are those
+    of selecting the first 2 alone; releasing those too leaves none. The tree is not touched."""
+    from ponder.kernels import mcts_py
+
+    kern = kernels_mcts if backend == "numba" else mcts_py
+    model = LegalModel(4, 5)
+    root, invalid = model.root(2, 5)
+    t = mcts.muzero_policy(root, model, 12, rng=0, invalid_actions=invalid).search_tree
+    t, cv, nv = kernels_mcts.grow_tree(t, np.zeros((2, 13, 4), np.int32), np.zeros((2, 13), np.int32), 20)
+    blocks = kernels_mcts.tree_blocks(t)
+    cv, nv = blocks[1][2], blocks[3][3]  # the blocks' own counters, as the loop uses them
+    before = {name: getattr(t, name).copy() for name in NODE_FIELDS}
+
+    def select(L):
+        out = [np.empty((2, L), np.intp) for _ in range(3)] + [np.empty((2, L), np.bool_)]
+        kern.select_puct_blocks(0, 50, 1.25, 19652.0, 0.0, 1.0, *blocks[:4], t.children_invalid, t.terminal, t.num_nodes, *out)
+        return out
+
+    parent, action, _, _ = select(6)
+    assert cv.sum() > 0
+    kern.release_leaves(parent, action, 2, t.parents, t.action_from_parent, cv, nv)
+    after_two = cv.copy(), nv.copy()
+    first_two = [np.ascontiguousarray(x[:, :2]) for x in (parent, action)]
+    kern.release_leaves(*first_two, 0, t.parents, t.action_from_parent, cv, nv)
+    assert not cv.any() and not nv.any()
+    select(2)
+    np.testing.assert_array_equal(cv, after_two[0])
+    np.testing.assert_array_equal(nv, after_two[1])
+    for name in NODE_FIELDS:
+        np.testing.assert_array_equal(getattr(t, name), before[name], err_msg=name)
+
+
 def test_tree_blocks_are_the_fields_and_the_block_kernels_match():
     """The *_blocks kernels (the ones the loop calls) on views of one tree's blocks, the field kernels
     on a copy: the same trees, in the compiled kernels and in the twin."""
