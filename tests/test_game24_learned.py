@@ -56,10 +56,11 @@ def auc(y, p):
 
 
 def test_weights_are_small_and_described(value, policy):
-    for v, kind in ((value, "value"), (policy, "policy")):
-        assert v.weights.is_file() and v.weights.stat().st_size < 500_000
+    for v, kind, most in ((value, "value", 500_000), (policy, "policy", 1_500_000)):
+        assert v.weights.is_file() and v.weights.stat().st_size < most
         meta = v.meta
         assert meta["kind"] == kind and meta["train_rows"] == "0:800"
+    assert policy.members == policy.meta["members"] == 3
     assert (learned.WEIGHTS / "game24_report.json").is_file()
 
 
@@ -234,6 +235,29 @@ def test_policy_network_sees_only_call_features(policy, monkeypatch):
         rest.remove(b)
         rows.append(call_features(op, a, b, rest, version=fresh.feature_version))
     np.testing.assert_allclose(fast, np.clip(fresh.forward_features(np.stack(rows)), EPS, 1), rtol=1e-4, atol=1e-6)
+
+
+def test_policy_members_average_their_logits(tmp_path):
+    """Two members, the second the first with its output bias raised by d, score exactly as one
+    network with the bias raised by d / 2: the logits are averaged (before the temperature)."""
+    from ponder.verifiers.game24_train import save
+
+    meta, parts = learned.load_weights(learned.WEIGHTS / "game24_policy.npz", "policy")
+    one = {"psi": parts["psi"], "head": parts["head"]}
+    d = 3.0
+
+    def raised(by):
+        head = [(w, b + (by if i == len(one["head"]) - 1 else 0.0)) for i, (w, b) in enumerate(one["head"])]
+        return {"psi": one["psi"], "head": head}
+
+    two = dict(one, **{"psi@1": raised(d)["psi"], "head@1": raised(d)["head"]})
+    for name, ps in (("two", two), ("half", raised(d / 2))):
+        save(tmp_path / f"{name}.npz", ps, dict(meta, members=len(ps) // 2), "float32", meta["feature_version"])
+    pairs = [((F(4), F(9), F(10), F(13)), m) for m in g.moves((F(4), F(9), F(10), F(13)))]
+    both, half = (Game24Policy(weights=tmp_path / f"{n}.npz") for n in ("two", "half"))
+    assert both.members == 2 and half.members == 1
+    np.testing.assert_allclose(both.score_calls(pairs), half.score_calls(pairs), rtol=1e-5)
+    assert np.ptp(both.score_calls(pairs)) > 0.1  # the scores differ from call to call: not a saturated net
 
 
 def test_value_fast_path_matches_state_features(value, heldout):

@@ -17,7 +17,8 @@ the exact :func:`~ponder.models.game24.solvable`. Inference is pure numpy: no to
     The policy's features (:func:`call_features`) see only the op, ``a``, ``b`` and the other
     remaining numbers, each number encoded on its own by :func:`number_features`: no arithmetic
     combination of ``a`` and ``b`` (nor anything amounting to the call's result) is ever computed;
-    the network has to learn what the call gives. A call that is illegal in the state (an operand
+    the network has to learn what the call gives. The weights may hold several such networks
+    (members trained with different seeds); their logits are averaged. A call that is illegal in the state (an operand
     that is not among the numbers, an unknown tool) raises ``ValueError``; ``div`` by zero
     scores ``EPS``.
 
@@ -431,6 +432,19 @@ def _temperatures(meta: dict) -> np.ndarray:
     return out
 
 
+def _part(name: str, member: int) -> str:
+    """The weights file's name of a network part: ``psi``, ``head`` for member 0, ``psi@1``, ... after."""
+    return name if member == 0 else f"{name}@{member}"
+
+
+def _members(parts: dict) -> int:
+    """How many members a policy's parts hold (``psi``, ``psi@1``, ...)."""
+    m = 1
+    while _part("psi", m) in parts:
+        m += 1
+    return m
+
+
 def _slot_blocks(w0: np.ndarray, start: int, slots: int, dim: int) -> np.ndarray:
     """The first-layer rows of ``slots`` consecutive number blocks, side by side: [D, slots * H]."""
     return np.concatenate([w0[start + s * dim: start + (s + 1) * dim] for s in range(slots)], axis=1)
@@ -519,15 +533,24 @@ class Game24Policy(_Learned):
 
     def _setup(self, parts: dict) -> None:
         self._temperature = _temperatures(self._pending_meta)
-        psi0, head0 = parts["psi"][0][0], parts["head"][0][0]  # psi: op(4), a, b; head: e, rest0, rest1, count(3)
-        self._e = parts["psi"][-1][0].shape[1]
-        self._hp, self._hh = psi0.shape[1], head0.shape[1]
-        self._psi_op = psi0[: len(OPS)]
-        self._head_e = head0[: self._e]
-        self._head_count = head0[self._e + 2 * self._dim:]
-        # per number: its rows as a and as b in psi's first layer, as rest[0] and rest[1] in the head's
-        w = np.concatenate([_slot_blocks(psi0, len(OPS), 2, self._dim), _slot_blocks(head0, self._e, 2, self._dim)], axis=1)
-        self._cache = _NumberCache(w, self._version)
+        self._members = []  # per member: (psi layers, head layers, psi's op rows, head's e rows, head's count rows, column offset)
+        blocks, offset = [], 0
+        for m in range(_members(parts)):
+            psi, head = parts[_part("psi", m)], parts[_part("head", m)]
+            psi0, head0 = psi[0][0], head[0][0]  # psi: op(4), a, b; head: e, rest0, rest1, count(3)
+            e = psi[-1][0].shape[1]
+            self._hp, self._hh = psi0.shape[1], head0.shape[1]
+            self._members.append((psi, head, psi0[: len(OPS)], head0[:e], head0[e + 2 * self._dim:], offset))
+            # per number: its rows as a and as b in psi's first layer, as rest[0] and rest[1] in the head's
+            blocks += [_slot_blocks(psi0, len(OPS), 2, self._dim), _slot_blocks(head0, e, 2, self._dim)]
+            offset += 2 * (self._hp + self._hh)
+        self._cache = _NumberCache(np.concatenate(blocks, axis=1), self._version)
+
+    @property
+    def members(self) -> int:
+        """How many networks the weights hold (their logits are averaged)."""
+        self._ensure()
+        return len(self._members)
 
     def score(self, prompts: Sequence[Any], candidates: Sequence[Any]) -> np.ndarray:
         pairs, parsed = [], {}
@@ -589,33 +612,38 @@ class Game24Policy(_Learned):
         return self._logits_rows(ops, self._cache.rows(flat), rest_sizes)
 
     def _logits_rows(self, ops: list[int], rows: list[int], rest_sizes: list[int]) -> np.ndarray:
-        parts = self._parts
-        cache, hp, hh = self._cache, self._hp, self._hh
+        hp, hh = self._hp, self._hh
         n = len(ops)
         sizes = np.asarray(rest_sizes, dtype=np.intp)
         padded = np.zeros((n, MAX_NUMBERS), dtype=np.intp)  # a, b, rest[0], rest[1]; 0 = padding
         padded[np.arange(MAX_NUMBERS) < (sizes + 2)[:, None]] = rows
-        table = cache.array
-        h = self._psi_op[np.asarray(ops, dtype=np.intp)] + table[padded[:, 0], :hp] + table[padded[:, 1], hp: 2 * hp] + parts["psi"][0][1]
-        np.maximum(h, 0.0, out=h)
-        e = _mlp(h, parts["psi"][1:], final_relu=True)  # [B, E]: the call's embedding
-        h = e @ self._head_e + self._head_count[sizes] + parts["head"][0][1]
-        h += table[padded[:, 2], 2 * hp: 2 * hp + hh]
-        h += table[padded[:, 3], 2 * hp + hh:]
-        np.maximum(h, 0.0, out=h)
-        return _mlp(h, parts["head"][1:], final_relu=False)[:, 0] / self._temperature[sizes + 2]
+        table = self._cache.array
+        ops = np.asarray(ops, dtype=np.intp)
+        logit = np.zeros(n, dtype=np.float32)
+        for psi, head, psi_op, head_e, head_count, o in self._members:
+            h = psi_op[ops] + table[padded[:, 0], o: o + hp] + table[padded[:, 1], o + hp: o + 2 * hp] + psi[0][1]
+            np.maximum(h, 0.0, out=h)
+            e = _mlp(h, psi[1:], final_relu=True)  # [B, E]: the call's embedding
+            h = e @ head_e + head_count[sizes] + head[0][1]
+            h += table[padded[:, 2], o + 2 * hp: o + 2 * hp + hh]
+            h += table[padded[:, 3], o + 2 * hp + hh: o + 2 * (hp + hh)]
+            np.maximum(h, 0.0, out=h)
+            logit += _mlp(h, head[1:], final_relu=False)[:, 0]
+        return logit / len(self._members) / self._temperature[sizes + 2]
 
     def forward_features(self, x: np.ndarray) -> np.ndarray:
         """Reference path: probabilities from :func:`call_features` rows ``[B, policy_dim(self.feature_version)]``:
         the network sees nothing but those features."""
-        parts = self._ensure()
+        self._ensure()
         x = np.asarray(x, dtype=np.float32)
         op, count, blocks = x[:, : len(OPS)], x[:, len(OPS): 7], x[:, 7:]
         d = self._dim
         a, b, rest = blocks[:, :d], blocks[:, d: 2 * d], blocks[:, 2 * d:]
-        e = _mlp(np.concatenate([op, a, b], axis=1), parts["psi"], final_relu=True)
-        logit = _mlp(np.concatenate([e, rest, count], axis=1), parts["head"], final_relu=False)[:, 0]
-        return _sigmoid(logit / self._temperature[np.argmax(count, axis=1) + 2])
+        logit = 0.0
+        for psi, head, *_ in self._members:
+            e = _mlp(np.concatenate([op, a, b], axis=1), psi, final_relu=True)
+            logit = logit + _mlp(np.concatenate([e, rest, count], axis=1), head, final_relu=False)[:, 0]
+        return _sigmoid(logit / len(self._members) / self._temperature[np.argmax(count, axis=1) + 2])
 
 
 def game24_value(*, weights: str | Path | None = None, name: str = "game24_value") -> Game24Value:
