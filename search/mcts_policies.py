@@ -455,6 +455,7 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     S, L, depth_cap, N = _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
     span = _check_fill(fill, max_leaves, L)
     B, A = logits.shape
+    none = _NO_OUTPUTS(A)  # the model outputs of no leaf; its mask and flags mean "all valid", "none terminal"
     if fill is not None and B != 1:
         raise ValueError(f"fill runs one tree per search (B = 1), got B = {B}")
     extra_data = {} if extra_data is None else extra_data
@@ -493,7 +494,7 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
         else:  # free leaves backed up one by one; the costly ones held for one model call
             kept, (parent, action, leaf, evaluate) = _filled_pass(
                 t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill, params, rng, L, k,
-                depth_cap, children_virtual, node_virtual, buffers)
+                depth_cap, children_virtual, node_virtual, buffers, none)
             M = k = parent.shape[1]
             rows = np.empty((B, k), np.intp)
         if M == B * k:  # every leaf needs the model (always, without terminal nodes)
@@ -507,9 +508,9 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
             np.add(first_row, parent, out=rows)
             states = flat_embeddings.take(rows.ravel()[picked], axis=0)
         if M > 0:
-            outputs, new_embedding = _evaluate(recurrent_fn, params, rng, actions, states, A, emb_shape)
+            outputs, new_embedding = _evaluate(recurrent_fn, params, rng, actions, states, A, emb_shape, none)
         else:
-            outputs, new_embedding = _NO_OUTPUTS(A), None
+            outputs, new_embedding = none, None
         if k > 0:
             kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *outputs, *blocks, t.num_nodes)
         if M > 0:
@@ -525,9 +526,10 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     return t
 
 
-def _evaluate(recurrent_fn, params, rng, actions, states, A: int, emb_shape: tuple):
+def _evaluate(recurrent_fn, params, rng, actions, states, A: int, emb_shape: tuple, none: tuple):
     """Call the model on ``M`` leaves and check what it returns: ``((reward, discount, prior_logits,
-    value, invalid_actions, is_terminal), new_embeddings)`` as expand_and_backup takes them."""
+    value, invalid_actions, is_terminal), new_embeddings)`` as expand_and_backup takes them
+    (``none``: the empty mask and flags that stand for "all valid", "none terminal")."""
     M = len(actions)
     out, new_embedding = recurrent_fn(params, rng, actions, states)
     outputs = (
@@ -535,8 +537,8 @@ def _evaluate(recurrent_fn, params, rng, actions, states, A: int, emb_shape: tup
         _as_f64(out.discount, (M,), "discount"),
         _as_f64(out.prior_logits, (M, A), "prior_logits"),
         _as_f64(out.value, (M,), "value"),
-        np.zeros((0, A), np.bool_) if out.invalid_actions is None else _as_bool(out.invalid_actions, (M, A), "invalid_actions"),
-        np.zeros(0, np.bool_) if out.is_terminal is None else _as_bool(out.is_terminal, (M,), "is_terminal"),
+        none[4] if out.invalid_actions is None else _as_bool(out.invalid_actions, (M, A), "invalid_actions"),
+        none[5] if out.is_terminal is None else _as_bool(out.is_terminal, (M,), "is_terminal"),
     )
     new_embedding = np.asarray(new_embedding)
     if new_embedding.shape != (M,) + emb_shape:
@@ -550,7 +552,7 @@ def _NO_OUTPUTS(A: int) -> tuple:
 
 
 def _filled_pass(t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill, params, rng, L: int, K: int,
-                 depth_cap: int, children_virtual, node_virtual, buffers) -> tuple[int, tuple]:
+                 depth_cap: int, children_virtual, node_virtual, buffers, none: tuple) -> tuple[int, tuple]:
     """One pass of ``fill`` (one tree): select leaves one at a time until ``L`` are costly, ``K``
     are kept, or ``K`` met a held edge. A revisit of a terminal node is backed up at once; a new
     leaf ``fill`` calls free is evaluated and backed up at once, so the next leaf sees its value,
@@ -577,7 +579,7 @@ def _filled_pass(t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill
             continue
         kept += 1
         if not ev:  # a revisit of a terminal node (or of a terminal root): its stored value, now
-            kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *_NO_OUTPUTS(A), *blocks, t.num_nodes)
+            kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *none, *blocks, t.num_nodes)
             continue
         acts, states = action[0].astype(np.int64), flat_embeddings[p: p + 1]
         marks = np.asarray(fill(acts, states, evaluate[0].copy()), dtype=np.bool_)
@@ -588,7 +590,7 @@ def _filled_pass(t, blocks, flat_embeddings, select, kernels, recurrent_fn, fill
             edges.add((p, a))
             t.num_nodes[0] += 1  # its slot stays reserved while later leaves of the pass are chosen
             continue
-        outputs, emb = _evaluate(recurrent_fn, params, rng, acts, states, A, emb_shape)
+        outputs, emb = _evaluate(recurrent_fn, params, rng, acts, states, A, emb_shape, none)
         kernels.expand_and_backup_blocks(parent, action, leaf, evaluate, *outputs, *blocks, t.num_nodes)
         flat_embeddings[n] = emb[0]
     if met:
