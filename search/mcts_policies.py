@@ -455,7 +455,7 @@ def run_search(logits, value, embedding, invalid, recurrent_fn: RecurrentFn, num
     S, L, depth_cap, N = _check_budget(num_simulations, num_leaves, max_depth, should_stop, capacity)
     span = _check_fill(fill, max_leaves, L)
     B, A = logits.shape
-    none = _NO_OUTPUTS(A)  # the model outputs of no leaf; its mask and flags mean "all valid", "none terminal"
+    none = _no_outputs(A)  # the model outputs of no leaf; its mask and flags mean "all valid", "none terminal"
     if fill is not None and B != 1:
         raise ValueError(f"fill runs one tree per search (B = 1), got B = {B}")
     extra_data = {} if extra_data is None else extra_data
@@ -546,7 +546,7 @@ def _evaluate(recurrent_fn, params, rng, actions, states, A: int, emb_shape: tup
     return outputs, new_embedding
 
 
-def _NO_OUTPUTS(A: int) -> tuple:
+def _no_outputs(A: int) -> tuple:
     """expand_and_backup's model outputs for a pass with no evaluated leaf (revisits only)."""
     return (np.zeros(0), np.zeros(0), np.zeros((0, A)), np.zeros(0), np.zeros((0, A), np.bool_), np.zeros(0, np.bool_))
 
