@@ -210,7 +210,6 @@ class _Search:
         self.gen, self.verifier, self.config, self.trace, self.tools = gen, verifier, config, trace, tools
         self.slots: dict[int, list] = {}  # state index -> its actions: State (LM) or Proposal (tools)
         self.made: dict[tuple[int, int], State] = {}  # (state index, action) -> the state, once run
-        self.taken: set[tuple[int, int]] = set()  # edges in the kernel's tree
         self.goal: State | None = None
         self.finished: list[State] = []
         self.calls = 0
@@ -279,9 +278,6 @@ class _Search:
         self.largest = max(self.largest, M)
         edges = [(int(p), int(a)) for p, a in zip(embeddings, actions)]
         self._make(edges)
-        new = set(edges) - self.taken
-        self.taken |= new
-        self.unexplored -= len(new)
         children = [self.made[e] for e in edges]
         unique = list(dict.fromkeys(children))  # scored once each
         where = {id(c): i for i, c in enumerate(unique)}
@@ -318,6 +314,7 @@ class _Search:
         else:
             fresh = [self.slots[p][a] for p, a in todo]
         self.made.update(zip(todo, fresh))
+        self.unexplored -= len(todo)  # made edges reach the kernel's tree in the same pass
 
     def _costly(self, actions, embeddings, evaluate) -> np.ndarray:
         """``fill="expansions"``: is this new leaf (``[1]`` arrays) a state the generator must
