@@ -85,18 +85,19 @@ def decode(lm, parents, counts: np.ndarray, live: Live, step: Step, sampling: Sa
     fed = 0
     while True:
         logits = live.logits.float()  # [R, V]
-        logp_all = torch.log_softmax(logits, dim=-1)  # [R, V], the model's
+        lse = torch.logsumexp(logits, dim=-1)  # [R]: log p(v) = z_v - lse, the model's
         proposal = logits
         log_z = None
         if logits_hook is not None:
             states = [RowState(parents[parent_of[o]], tuple(drawn[o].tokens)) for o in row_of]
             proposal = logits_hook(states, logits).float()  # [R, V]
-            log_z = torch.logsumexp(logp_all + (proposal - logits), dim=-1)  # [R]
+            # log sum_v p(v) exp(proposal_v - z_v) = logsumexp(proposal) - lse
+            log_z = torch.logsumexp(proposal, dim=-1) - lse  # [R]
         if fed < step.min_tokens and eos is not None:
             proposal = proposal.index_fill(1, eos, float("-inf"))
         uniforms = None if streams is None else torch.cat([torch.rand(1, generator=streams[o]) for o in row_of])  # [R]
         tokens, logq = sampling.sample(proposal, uniforms)  # [R], [R]
-        logp = logp_all.gather(1, tokens[:, None]).squeeze(1)
+        logp = logits.gather(1, tokens[:, None]).squeeze(1) - lse  # [R]
         tokens_l, logp_l, logq_l = tokens.tolist(), logp.tolist(), logq.tolist()
         log_z_l = log_z.tolist() if log_z is not None else None
         finished_rows = []

@@ -30,6 +30,7 @@ import torch
 
 from ponder.models import compat
 from ponder.models.decode import decode as _decode_step
+from ponder.models.host_memory import keep_freed_pages
 from ponder.models.live import children_counts, held
 from ponder.models.prefill import prefill
 from ponder.models.prefix_cache import CACHE_MODES, PrefixCache
@@ -44,6 +45,7 @@ class ContextLengthError(PonderError, ValueError):
 
 CHAT_MODES = ("auto", "template", "raw")
 LIVE_CACHES = ("auto", "growing", "dynamic")
+HOST_MEMORY = ("keep", "system")
 
 
 class LM:
@@ -62,6 +64,10 @@ class LM:
             spare room (:mod:`ponder.models.growing_cache`), "dynamic" is transformers'
             ``DynamicCache`` (concatenates every step; the baseline), "auto" is "growing" unless
             the model has sliding-window layers.
+        host_memory: "keep" (default) sets glibc's malloc to keep freed buffers for reuse, so
+            wide batches stop faulting fresh pages in at every step (process-wide, once; see
+            :mod:`ponder.models.host_memory`: 64-row sampling 1.6x faster here); "system" leaves
+            the allocator as it is.
         seed: seeds the generator's RNG stream (calls without an explicit seed draw from it).
     """
 
@@ -76,6 +82,7 @@ class LM:
         trie: str = "compiled",
         chat: str = "auto",
         live_cache: str = "auto",
+        host_memory: str = "keep",
         seed: int = 0,
     ):
         self.model = model.eval()
@@ -88,6 +95,9 @@ class LM:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         n_kv = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         self.live_cache = check_choice("live cache", live_cache, LIVE_CACHES)
+        self.host_memory = check_choice("host memory", host_memory, HOST_MEMORY)
+        if self.host_memory == "keep":
+            keep_freed_pages()
         sliding = compat.has_sliding_window(config)
         if self.live_cache == "auto":
             self.live_cache = "dynamic" if sliding else "growing"

@@ -78,7 +78,7 @@ class Sampling:
         if self.temperature == 0:
             tokens = logits.argmax(dim=-1)
             return tokens, torch.zeros(tokens.shape, dtype=torch.float32)
-        z = logits.float() / self.temperature  # [R, V]
+        z = logits.float() if self.temperature == 1 else logits.float() / self.temperature  # [R, V]
         if self.top_k and self.top_k < z.shape[-1]:
             kth = torch.topk(z, self.top_k, dim=-1).values[:, -1:]  # [R, 1]
             z = z.masked_fill(z < kth, float("-inf"))

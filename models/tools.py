@@ -532,7 +532,7 @@ class LegalCallMask:
     def for_calls(self, roots: Sequence[Any], legal: Sequence[Sequence[Call]], env: Environment) -> Callable:
         """The hook for one ``expand`` over ``roots``: row parents are looked up by their tokens."""
         table = {tuple(r.tokens): self.targets(calls, env) for r, calls in zip(roots, legal)}
-        allowed: dict[tuple[int, str], list[int]] = {}  # (id(parent), text so far) -> token ids; parents outlive the call
+        allowed: dict[tuple[int, tuple], list[int]] = {}  # (id(parent), step tokens so far) -> token ids; parents outlive the call
 
         def ids_for(parent, done: str, width: int) -> list[int]:
             ids: set[int] = set()
@@ -553,16 +553,15 @@ class LegalCallMask:
             rows: list[int] = []
             cols: list[int] = []
             for r, st in enumerate(states):
-                done = "".join(self.texts[t] for t in st.step_tokens)
-                key = (id(st.parent), done)
+                key = (id(st.parent), st.step_tokens)
                 ids = allowed.get(key)
                 if ids is None:
-                    ids = allowed[key] = ids_for(st.parent, done, width)
+                    ids = allowed[key] = ids_for(st.parent, "".join(self.texts[t] for t in st.step_tokens), width)
                 rows.extend([r] * len(ids))
                 cols.extend(ids)
-            mask = torch.full_like(logits, float("-inf"))
-            mask[rows, cols] = 0.0
-            return logits + mask
+            out = torch.full_like(logits, float("-inf"))  # [R, V]: the allowed logits, -inf elsewhere
+            out[rows, cols] = logits[rows, cols]
+            return out
 
         return hook
 

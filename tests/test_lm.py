@@ -314,3 +314,46 @@ def test_expand_with_actions_makes_the_named_children():
     assert lm.trie.evictable_tokens == lm.trie.total_tokens  # no lock leaked
     with pytest.raises(ConfigError, match="action"):
         lm.expand([a], actions=[[[]]])
+
+
+
+PROBE = """
+import ctypes, ctypes.util, sys
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = Info
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+if sys.argv[1] == "keep":
+    from ponder.models.host_memory import keep_freed_pages
+    assert keep_freed_pages()
+before = libc.mallinfo2().hblks
+block = libc.malloc(12 * 1024 * 1024)  # a 64-row logits temporary of SmolLM2
+print(libc.mallinfo2().hblks - before)
+libc.free(block)
+"""
+
+
+def test_host_memory_keep_serves_wide_buffers_from_the_heap_not_fresh_mmaps():
+    """In a fresh process a 12 MB block is an mmap of its own (faulted in anew each time) unless
+    keep_freed_pages ran; LM(host_memory="keep") runs it, and a bad choice is refused."""
+    import ctypes.util
+    import subprocess
+    import sys
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("not glibc >= 2.33")
+    mmaps = {mode: int(subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True).stdout)
+             for mode in ("system", "keep")}
+    assert mmaps == {"system": 1, "keep": 0}
+    from ponder.models import host_memory
+
+    host_memory._applied = None
+    pm.tiny_llama(seed=0, host_memory="system")
+    assert host_memory._applied is None
+    pm.tiny_llama(seed=0, host_memory="keep")
+    assert host_memory._applied is True
+    with pytest.raises(ConfigError, match="host memory"):
+        pm.tiny_llama(seed=0, host_memory="pinned")
