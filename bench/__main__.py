@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("kv_sharing", "live_cache", "sampling", "kernels", "bon_throughput", "accuracy_vs_budget", "game24", "mcts_batching", "tree_gsm8k", "fk_digits", "smc_lm")
+BENCHMARKS = ("kv_sharing", "live_cache", "sampling", "kernels", "bon_throughput", "accuracy_vs_budget", "game24", "mcts_batching", "tree_gsm8k", "fk_digits", "smc_lm", "host_memory")
 
 
 def main(argv: list[str] | None = None) -> None:
