@@ -7,8 +7,9 @@ prompt's keys and values :math:`k` times when a state's children start decoding.
 ``mmap`` pages and returns them on ``free``, so each such tensor faults its pages in again,
 :math:`\lceil \text{bytes} / 4096 \rceil` faults per tensor per step. Where page faults are
 expensive (virtual machines, sandboxes) that dominates wide batches: on the development machine
-plain sampling at 64 rows went from 122 to 200 tokens/s (12 tokens, one prompt, medians of 5) with
-the settings below, while 8 rows stayed at 52-54 tokens/s.
+``python -m bench host_memory`` (fresh processes, alternating) measured plain sampling at 64 rows
+1.34x as fast with the settings below (158 against 118 tokens/s, medians of 3) and 8 rows 1.36x
+(54 against 40), for 1% more peak resident memory.
 
 :func:`keep_freed_pages` raises the mmap threshold to its maximum (32 MiB on 64-bit glibc) and the
 trim threshold to 1 GiB, so freed blocks stay in the heap for the next allocation. It is

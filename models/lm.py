@@ -66,7 +66,7 @@ class LM:
             the model has sliding-window layers.
         host_memory: "keep" (default) sets glibc's malloc to keep freed buffers for reuse, so
             wide batches stop faulting fresh pages in at every step (process-wide, once; see
-            :mod:`ponder.models.host_memory`: 64-row sampling 1.6x faster here); "system" leaves
+            :mod:`ponder.models.host_memory`: 64-row sampling 1.34x faster here); "system" leaves
             the allocator as it is.
         seed: seeds the generator's RNG stream (calls without an explicit seed draw from it).
     """
