@@ -21,6 +21,10 @@ puzzle (1 leaf, 8 leaves, 8 expansions, ceiling, 1 leaf, ...), so machine load f
 them alike. Target, fixed before the run: the wall-time ratio (1 leaf / 8) reaches >= 70% of the
 ceiling at the same shapes, with found rates within noise.
 
+A second ceiling tells the tree's shape from the cost of batching: plain decoding's time per
+step at each call's width (states x ``k`` rows, measured after the runs), summed over each
+setting's calls; the share against it is reported without a target.
+
 Each puzzle's runs (both settings and the decode rates measured after them) are appended to
 ``bench/results/mcts_batching.jsonl``, keyed by the settings, and reused: a stopped run resumes.
 
@@ -45,7 +49,7 @@ FIRST_ROW = 800
 LOG = RESULTS / "mcts_batching.jsonl"
 
 
-REVISION = 7  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one; 6: leaves at a held edge released, uncounted; 7: the LM keeps freed host memory for reuse)
+REVISION = 8  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one; 6: leaves at a held edge released, uncounted; 7: the LM keeps freed host memory for reuse; 8: runs record the states of each expansion call)
 
 def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
     """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             runs[name].append({"puzzle": puzzle, "seconds": dt, "found": found, "passes": r.info["generator_passes"],
                                "largest_batch": r.info["largest_batch"], "tokens": r.ledger.computed_tokens,
                                "expansion_calls": r.info["expansion_calls"], "states_expanded": r.info["states_expanded"],
+                               "batches": r.info["expansion_batches"],
                                "calls": r.ledger.count("tool_calls"), "malformed": r.ledger.count("proposals_malformed"),
                                "proposals": r.ledger.count("proposals")})
             print(f"[mcts_batching] {i + 1}/{len(puzzles)} {name}: {dt:.1f} s, found={found}, passes={r.info['generator_passes']}", flush=True)
@@ -166,14 +171,32 @@ def main(argv: list[str] | None = None) -> None:
             metric(f"found-rate difference ({nm} - {base}), within 2 SE", round(found[nm] - found[base], 3), None,
                    se=round(se, 3), within_noise=bool(abs(found[nm] - found[base]) <= 2 * se + 1e-12)),
         ]
+    # The ceiling at the widths the calls really had: a plain decode's time per step at each width
+    # (rows = states x k) summed over each setting's calls, so tree shape (the root's call of one
+    # state, passes with fewer new states than leaves) is told apart from the cost of a batched call.
+    widths, width_rates = sorted({b * args.k for nm in names for r in runs[nm] for b in r["batches"]}), {}
+    if widths:
+        for w in widths:
+            width_rates[w] = float(np.median([decode_rate(lm, [prompt], w, 12, seed=j) for j in range(3)]))
+        step_s = {nm: sum(b * args.k / width_rates[b * args.k] for r in runs[nm] for b in r["batches"]) for nm in names}  # s per step
+        for nm in names[1:]:
+            ceiling_calls = step_s[base] / step_s[nm]
+            ratio = float(secs[base].sum() / secs[nm].sum())
+            rows += [
+                metric(f"plain-decode ceiling at the widths of the calls, {base} / {nm}", round(ceiling_calls, 2), None,
+                       mean_rows_per_call=round(float(np.mean([b * args.k for r in runs[nm] for b in r["batches"]])), 1)),
+                metric(f"wall-time ratio {base} / {nm} as a share of the ceiling at the widths of the calls", round(ratio / ceiling_calls, 3), None),
+            ]
     how = "legal calls only (logits mask)" if args.constrain == "legal" else "free sampling, parsed strictly"
     md = (f"# MCTS batching on SmolLM2 (Game of 24, SmolLM2 proposals: {how}; learned value)\n\n"
           + markdown_table(table, list(table[0])) + "\n\n"
           + f"Decode rates (median over the {len(puzzles)} measurements between puzzles, tok/s): " + ", ".join(f"{s} rows: {med[s]:.1f}" for s in shapes) + "\n\n"
+          + ("Decode rates at the widths of the calls (after the runs, median of 3, tok/s): " + ", ".join(f"{w}: {r:.1f}" for w, r in width_rates.items()) + "\n\n" if width_rates else "")
           + f"Command: `python -m bench mcts_batching --puzzles {args.puzzles} --simulations {args.simulations} --k {args.k} --constrain {args.constrain}"
           + (f" --virtual {args.virtual}" if args.virtual != "loss" else "") + "`")
     name = "mcts_batching" if args.virtual == "loss" else f"mcts_batching_{args.virtual}"
-    write_results(name, {"rows": rows, "virtual": args.virtual, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates}, md, metrics=rows)
+    write_results(name, {"rows": rows, "virtual": args.virtual, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates,
+                                   "decode_rates_by_width": {str(w): r for w, r in width_rates.items()}}, md, metrics=rows)
 
 
 if __name__ == "__main__":

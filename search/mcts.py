@@ -58,7 +58,8 @@ Result: candidates are the finished states (solved first, then by verifier score
 finished, the end of the most-visited path; every state's ``meta["visits"]`` and
 ``meta["value"]`` hold the kernel's statistics; ``info`` has the simulations run, the generator
 calls (``generator_passes``), the largest batch of leaves they saw, and the calls that expanded
-states (``expansion_calls``, the root's included) with the states they expanded (``states_expanded``).
+states (``expansion_calls``, the root's included) with the states they expanded (``states_expanded``;
+``expansion_batches`` lists them per call, in order).
 """
 
 from __future__ import annotations
@@ -216,6 +217,7 @@ class _Search:
         self.largest = 0
         self.expansion_calls = 0  # generator calls that gave states their successors
         self.expanded = 0  # states given successors by them
+        self.batches: list[int] = []  # states per such call, in call order
         self.A = 1
         self.tree = None
         self.unexplored = 0  # action slots of expanded states not yet taken: 0 means exhausted
@@ -374,6 +376,7 @@ class _Search:
         cfg = self.config
         self.expansion_calls += 1
         self.expanded += len(states)
+        self.batches.append(len(states))
         if self.tools:  # under widening, all up to max_children: the first k open, the rest pooled
             return self.gen.propose(states, self.A if cfg.widening == "progressive" else cfg.k, seed=seed_for(cfg.seed, self.calls))
         rows = len(states) * cfg.k
@@ -464,7 +467,8 @@ class _Search:
         done = None if self.tree is None else self.tree.extra_data.get("num_simulations_done")
         return {"solved": self.goal is not None, "simulations": done,
                 "generator_passes": self.calls, "largest_batch": self.largest, "finished": len(self.finished),
-                "expansion_calls": self.expansion_calls, "states_expanded": self.expanded}
+                "expansion_calls": self.expansion_calls, "states_expanded": self.expanded,
+                "expansion_batches": list(self.batches)}
 
     def _partial(self):
         nodes, scores = self._ranked()

@@ -70,6 +70,7 @@ def test_filled_passes_give_each_expansion_call_its_leaves():
         r = ponder.search("mcts", gen, pv.game24_value(), "1 5 6 8", simulations=64, k=8, leaves=8, goal="continue", seed=0, fill=fill)
         assert r.info["simulations"] == 64
         assert r.info["expansion_calls"] == len(seen) and r.info["states_expanded"] == sum(seen)
+        assert r.info["expansion_batches"] == seen
         sizes[fill] = seen
     assert sizes["expansions"][0] == 1 and set(sizes["expansions"][1:-1]) == {8}
     assert min(sizes["leaves"][1:-1]) < 8
