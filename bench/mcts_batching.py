@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         metric("plain-decode ceiling: tok/s at 8 rows / at 1 row", round(ceiling_8_1, 2), None),
         *[metric(f"found rate, {nm} (puzzles with a solved state in the tree)", round(found[nm], 3), 0.1, puzzles=n) for nm in names],
     ]
-    for nm in names[1:]:
-        ratio = float(secs[base].sum() / secs[nm].sum())
+    ratios = {nm: float(secs[base].sum() / secs[nm].sum()) for nm in names[1:]}
+    for nm, ratio in ratios.items():
         per_puzzle = secs[base] / secs[nm]
         se = math.sqrt(found[base] * (1 - found[base]) / n + found[nm] * (1 - found[nm]) / n)  # SE of the difference
         rows += [
@@ -179,9 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         for w in widths:
             width_rates[w] = float(np.median([decode_rate(lm, [prompt], w, 12, seed=j) for j in range(3)]))
         step_s = {nm: sum(b * args.k / width_rates[b * args.k] for r in runs[nm] for b in r["batches"]) for nm in names}  # s per step
-        for nm in names[1:]:
+        for nm, ratio in ratios.items():
             ceiling_calls = step_s[base] / step_s[nm]
-            ratio = float(secs[base].sum() / secs[nm].sum())
             rows += [
                 metric(f"plain-decode ceiling at the widths of the calls, {base} / {nm}", round(ceiling_calls, 2), None,
                        mean_rows_per_call=round(float(np.mean([b * args.k for r in runs[nm] for b in r["batches"]])), 1)),

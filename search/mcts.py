@@ -215,9 +215,7 @@ class _Search:
         self.finished: list[State] = []
         self.calls = 0
         self.largest = 0
-        self.expansion_calls = 0  # generator calls that gave states their successors
-        self.expanded = 0  # states given successors by them
-        self.batches: list[int] = []  # states per such call, in call order
+        self.batches: list[int] = []  # per generator call that gave states their successors: how many, in call order
         self.A = 1
         self.tree = None
         self.unexplored = 0  # action slots of expanded states not yet taken: 0 means exhausted
@@ -374,8 +372,6 @@ class _Search:
 
     def _successors(self, states: list[State]) -> list[list]:
         cfg = self.config
-        self.expansion_calls += 1
-        self.expanded += len(states)
         self.batches.append(len(states))
         if self.tools:  # under widening, all up to max_children: the first k open, the rest pooled
             return self.gen.propose(states, self.A if cfg.widening == "progressive" else cfg.k, seed=seed_for(cfg.seed, self.calls))
@@ -467,7 +463,7 @@ class _Search:
         done = None if self.tree is None else self.tree.extra_data.get("num_simulations_done")
         return {"solved": self.goal is not None, "simulations": done,
                 "generator_passes": self.calls, "largest_batch": self.largest, "finished": len(self.finished),
-                "expansion_calls": self.expansion_calls, "states_expanded": self.expanded,
+                "expansion_calls": len(self.batches), "states_expanded": sum(self.batches),
                 "expansion_batches": list(self.batches)}
 
     def _partial(self):
