@@ -51,6 +51,9 @@ LOG = RESULTS / "mcts_batching.jsonl"
 
 REVISION = 8  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one; 6: leaves at a held edge released, uncounted; 7: the LM keeps freed host memory for reuse; 8: runs record the states of each expansion call)
 
+WIDTH_ROUNDS = 5  # plain-decode measurements per call width, after the runs
+
+
 def decode_rate(lm, prompts: list[str], rows: int, tokens: int, seed: int = 0) -> float:
     """Generated tokens per second of plain sampling: ``rows`` rows, ``tokens`` each (EOS held off)."""
     from ponder.search.protocols import Step
@@ -176,8 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     # state, passes with fewer new states than leaves) is told apart from the cost of a batched call.
     widths, width_rates = sorted({b * args.k for nm in names for r in runs[nm] for b in r["batches"]}), {}
     if widths:
-        for w in widths:
-            width_rates[w] = float(np.median([decode_rate(lm, [prompt], w, 12, seed=j) for j in range(3)]))
+        samples = {w: [] for w in widths}
+        for j in range(WIDTH_ROUNDS):  # round-robin over the widths, so drift in the machine falls on all alike
+            for w in widths:
+                samples[w].append(decode_rate(lm, [prompt], w, 12, seed=j))
+        width_rates = {w: float(np.median(v)) for w, v in samples.items()}
+        width_spread = {w: (float(min(v)), float(max(v))) for w, v in samples.items()}
         step_s = {nm: sum(b * args.k / width_rates[b * args.k] for r in runs[nm] for b in r["batches"]) for nm in names}  # s per step
         for nm, ratio in ratios.items():
             ceiling_calls = step_s[base] / step_s[nm]
@@ -190,12 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     md = (f"# MCTS batching on SmolLM2 (Game of 24, SmolLM2 proposals: {how}; learned value)\n\n"
           + markdown_table(table, list(table[0])) + "\n\n"
           + f"Decode rates (median over the {len(puzzles)} measurements between puzzles, tok/s): " + ", ".join(f"{s} rows: {med[s]:.1f}" for s in shapes) + "\n\n"
-          + ("Decode rates at the widths of the calls (after the runs, median of 3, tok/s): " + ", ".join(f"{w}: {r:.1f}" for w, r in width_rates.items()) + "\n\n" if width_rates else "")
+          + (f"Decode rates at the widths of the calls (after the runs, median of {WIDTH_ROUNDS} round-robin rounds, range, tok/s): " + ", ".join(f"{w}: {r:.1f} ({width_spread[w][0]:.0f}-{width_spread[w][1]:.0f})" for w, r in width_rates.items()) + "\n\n" if width_rates else "")
           + f"Command: `python -m bench mcts_batching --puzzles {args.puzzles} --simulations {args.simulations} --k {args.k} --constrain {args.constrain}"
           + (f" --virtual {args.virtual}" if args.virtual != "loss" else "") + "`")
     name = "mcts_batching" if args.virtual == "loss" else f"mcts_batching_{args.virtual}"
     write_results(name, {"rows": rows, "virtual": args.virtual, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates,
-                                   "decode_rates_by_width": {str(w): r for w, r in width_rates.items()}}, md, metrics=rows)
+                                   "decode_rates_by_width": {str(w): r for w, r in width_rates.items()},
+                                   "decode_rate_ranges_by_width": {str(w): width_spread[w] for w in width_rates}}, md, metrics=rows)
 
 
 if __name__ == "__main__":
