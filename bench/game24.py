@@ -142,7 +142,24 @@ def summarise(done: dict, methods, puzzles: dict) -> tuple[list[dict], list[dict
         if m in by:
             got = [r for (mm, _), r in done.items() if mm == m]
             rows.append(metric(f"{m}: share solved within 700 operations", float(np.mean([r["solved"] for r in got])), None, puzzles=len(got)))
+    rows += _by_kind(done, puzzles)
     return table, rows
+
+
+def _by_kind(done: dict, puzzles: dict) -> list[dict]:
+    """Operations of the learned heuristics on the puzzles that need a fraction or an intermediate
+    above 50 (not ``solvable_plainly``: no puzzle of the training rows 0-799 does) and on the others."""
+    from ponder.models.game24 import solvable_plainly, start
+
+    odd = {i for i, p in puzzles.items() if not solvable_plainly(start(p))}
+    rows = []
+    for m, label in (("astar_policy", "A* + learned policy"), ("astar_value", "A* + learned value")):
+        for kind, keep in (("that need a fraction or an intermediate above 50", True), ("that do not", False)):
+            ops = np.array([r["ops"] for (mm, i), r in done.items() if mm == m and (i in odd) == keep])
+            if len(ops):
+                rows.append(metric(f"{label}: mean operations on the {len(ops)} puzzles {kind}", round(float(ops.mean()), 1), None))
+                rows.append(metric(f"{label}: max operations on the {len(ops)} puzzles {kind}", int(ops.max()), None))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
