@@ -177,14 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     # The ceiling at the widths the calls really had: a plain decode's time per step at each width
     # (rows = states x k) summed over each setting's calls, so tree shape (the root's call of one
     # state, passes with fewer new states than leaves) is told apart from the cost of a batched call.
-    widths, width_rates = sorted({b * args.k for nm in names for r in runs[nm] for b in r["batches"]}), {}
-    if widths:
-        samples = {w: [] for w in widths}
-        for j in range(WIDTH_ROUNDS):  # round-robin over the widths, so drift in the machine falls on all alike
-            for w in widths:
-                samples[w].append(decode_rate(lm, [prompt], w, 12, seed=j))
-        width_rates = {w: float(np.median(v)) for w, v in samples.items()}
-        width_spread = {w: (float(min(v)), float(max(v))) for w, v in samples.items()}
+    samples = {w: [] for w in sorted({b * args.k for nm in names for r in runs[nm] for b in r["batches"]})}
+    for j in range(WIDTH_ROUNDS):  # round-robin over the widths, so drift in the machine falls on all alike
+        for w, got in samples.items():
+            got.append(decode_rate(lm, [prompt], w, 12, seed=j))
+    width_rates = {w: float(np.median(v)) for w, v in samples.items()}
+    width_spread = {w: (float(min(v)), float(max(v))) for w, v in samples.items()}
+    if width_rates:
         step_s = {nm: sum(b * args.k / width_rates[b * args.k] for r in runs[nm] for b in r["batches"]) for nm in names}  # s per step
         for nm, ratio in ratios.items():
             ceiling_calls = step_s[base] / step_s[nm]
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     name = "mcts_batching" if args.virtual == "loss" else f"mcts_batching_{args.virtual}"
     write_results(name, {"rows": rows, "virtual": args.virtual, "settings": table, "constrain": args.constrain, "runs": runs, "decode_rates": rates,
                                    "decode_rates_by_width": {str(w): r for w, r in width_rates.items()},
-                                   "decode_rate_ranges_by_width": {str(w): width_spread[w] for w in width_rates}}, md, metrics=rows)
+                                   "decode_rate_ranges_by_width": {str(w): r for w, r in width_spread.items()}}, md, metrics=rows)
 
 
 if __name__ == "__main__":

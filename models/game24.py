@@ -135,12 +135,28 @@ def solved(numbers: Numbers) -> bool:
     return len(numbers) == 1 and numbers[0] == TARGET
 
 
+def solvable(numbers: Numbers, *, limit: int | None = None) -> bool:
+    """Whether some sequence of moves from this state reaches 24 (exact, memoised).
+
+    With ``limit``, only through results that are integers no larger than ``limit`` (no
+    fractions, no large products): a puzzle solvable without a limit but not with ``limit=50``
+    needs something like 1 6 11 13 -> 143 -> 144 -> 24 or 3 3 7 7 -> 3/7 -> 24/7 -> 24. Every puzzle
+    of rows 0-799 of ``game24.csv`` is solvable with ``limit=50``; 45 of the 462 of rows 800+ are not.
+    """
+    if limit is not None and not limit >= TARGET:
+        raise ValueError(f"limit bounds the results on the way to {TARGET}, so it must be at least {TARGET}; got {limit!r}")
+    return _solvable(numbers, limit)
+
+
 @functools.lru_cache(maxsize=None)
-def solvable(numbers: Numbers) -> bool:
-    """Whether some sequence of moves from this state reaches 24 (exact, memoised)."""
+def _solvable(numbers: Numbers, limit: int | None) -> bool:
     if len(numbers) == 1:
         return numbers[0] == TARGET
-    return any(solvable(apply(numbers, a, b, TOOLS[op](a, b))) for op, a, b in moves(numbers))
+    for op, a, b in moves(numbers):
+        r = TOOLS[op](a, b)
+        if (limit is None or (r.denominator == 1 and r <= limit)) and _solvable(apply(numbers, a, b, r), limit):
+            return True
+    return False
 
 
 def solution(numbers: Numbers) -> list[tuple[str, Fraction, Fraction]] | None:
@@ -152,21 +168,6 @@ def solution(numbers: Numbers) -> list[tuple[str, Fraction, Fraction]] | None:
         if solvable(after):
             return [(op, a, b)] + solution(after)
     return None
-
-
-@functools.lru_cache(maxsize=None)
-def solvable_plainly(numbers: Numbers, limit: int = 50) -> bool:
-    """Whether 24 can be reached with every intermediate result an integer no larger than
-    ``limit`` (no fractions, no large products). A puzzle that is :func:`solvable` but not plainly
-    solvable needs something like 1 6 11 13 -> 143 -> 144 -> 24 or 3 3 7 7 -> 3/7 -> 24/7 -> 24: every
-    puzzle of rows 0-799 of ``game24.csv`` is plainly solvable, 45 of the 462 of rows 800+ are not."""
-    if len(numbers) == 1:
-        return numbers[0] == TARGET
-    for op, a, b in moves(numbers):
-        r = TOOLS[op](a, b)
-        if (len(numbers) == 2 or (r.denominator == 1 and r <= limit)) and solvable_plainly(apply(numbers, a, b, r), limit):
-            return True
-    return False
 
 
 def format_number(x: Fraction) -> str:

@@ -107,14 +107,16 @@ def test_game24_moves_are_legal_and_the_solver_is_exact():
         game24.start("1 2 3")
 
 
-def test_plainly_solvable_means_integer_intermediates_up_to_the_limit():
-    assert game24.solvable_plainly(game24.start("4 9 10 13"))  # (10 - 4) * (13 - 9)
+def test_solvable_with_a_limit_means_integer_results_up_to_it():
+    assert game24.solvable(game24.start("4 9 10 13"), limit=50)  # (10 - 4) * (13 - 9)
     for puzzle in ("3 3 8 8", "3 3 7 7", "1 6 11 13"):  # 8/3, 3/7, 143 on every solution
-        assert game24.solvable(game24.start(puzzle)) and not game24.solvable_plainly(game24.start(puzzle))
-    assert game24.solvable_plainly(game24.start("1 6 11 13"), 150)  # 11 * 13 = 143, + 1, / 6
-    assert not game24.solvable_plainly(game24.start("1 1 1 1"), 1000)
+        assert game24.solvable(game24.start(puzzle)) and not game24.solvable(game24.start(puzzle), limit=50)
+    assert game24.solvable(game24.start("1 6 11 13"), limit=150)  # 11 * 13 = 143, + 1, / 6
+    assert not game24.solvable(game24.start("1 1 1 1"), limit=1000)
     rows = game24.load(slice(0, 800))
-    assert all(game24.solvable_plainly(game24.start(p)) for p in rows)  # the training rows, as documented
+    assert all(game24.solvable(game24.start(p), limit=50) for p in rows)  # the training rows, as documented
+    with pytest.raises(ValueError, match="at least 24"):
+        game24.solvable(game24.start("4 9 10 13"), limit=10)
 
 
 def test_tool_generator_expands_every_legal_call_and_records_failures():
