@@ -41,7 +41,7 @@ chosen by ``heuristic_on``:
   :math:`w\,u(s, a) + \lambda\,w \sum_{(s', a') \in \text{path}(s)} u(s', a')` plus the
   constant. For the Game of 24 policy it did not pay off: :math:`\lambda = 0.5`, the best of
   0.1-1 on two development splits of the training rows (max operations 56 and 170 against 104
-  and 181), gave mean 11.5 and max 198 on the held-out rows against 7.8 and 132, so the
+  and 181), gave mean 11.5 and max 198 on the held-out rows against 7.8 and 132 (with the temperatures of then), so the
   benchmark keeps :math:`\lambda = 0`.
 
 ``order="astar"`` uses :math:`f = g + h`, ``"greedy"`` :math:`f = u`, and ``"dfs"`` / ``"bfs"``
@@ -102,7 +102,7 @@ register_counter("calls_scored", "proposed calls judged by a heuristic before ru
 
 @dataclasses.dataclass(frozen=True)
 class AStarConfig(SearchConfig):
-    """Configuration of A* / best-first search.
+    r"""Configuration of A* / best-first search.
 
     Args:
         order: "astar" (f = g + b + w u), "greedy" (f = u), "dfs" or "bfs" (no heuristic).

@@ -118,7 +118,7 @@ def test_policy_judges_the_last_move(policy):
     ms = g.moves(state)
     p = policy.score([""] * len(ms), [(state, m) for m in ms])
     assert ms[int(np.argmax(p))] == ("mul", F(3), F(8))
-    assert p.max() > 0.5 and np.sort(p)[-2] < 0.05  # softened by the 2-number temperature (8)
+    assert p.max() > 0.5 and np.sort(p)[-2] < 0.05  # the 2-number temperature (2.5) softens less than the trained logit
 
 
 def test_policy_call_formats(policy):
@@ -320,3 +320,20 @@ def test_training_one_model_keeps_the_other(tmp_path):
     assert (tmp_path / "game24_value.npz").read_bytes() == value_bytes
     assert Game24Policy(weights=tmp_path / "game24_policy.npz").feature_version == 1
     assert report["features"]["policy"]["version"] == 1 and report["train"]["value"]["all"]["accuracy"] is not None
+
+
+def test_hard_split_holds_out_states_that_need_a_fraction():
+    from ponder.verifiers.game24_train import hard_split, policy_data, Table
+
+    F = Fraction
+    dev, excluded = hard_split(["1 3 4 6", "1 1 1 8"])  # 6 / (1 - 3/4); (1 + 1 + 1) * 8
+    assert dev == [(F(3, 4), F(1), F(6))]  # 1 1 1 8 has no such child
+    assert g.solvable(dev[0]) and not g.solvable(dev[0], limit=50)
+    assert dev[0] in excluded and all(len(s) == 2 for s in excluded - set(dev))
+    children = {g.apply(dev[0], a, b, g.TOOLS[op](a, b)) for op, a, b in g.moves(dev[0])}
+    assert excluded == set(dev) | children  # the state and each of its 2-number children
+    data = policy_data([g.start("1 3 4 6")], Table(), exclude=excluded)
+    assert len(data["y"]) == len(g.moves(g.start("1 3 4 6"))) - 1  # div(3, 4) leads to the held-out state
+    # odd marks calls whose result is a fraction or above 50
+    odd = {(v, a, b): o for (v, a, b), o in zip(g.moves(g.start("1 3 4 6")), policy_data([g.start("1 3 4 6")], Table())["odd"])}
+    assert odd[("div", F(1), F(3))] and not odd[("add", F(1), F(3))]

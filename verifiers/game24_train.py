@@ -13,7 +13,10 @@ of those states. Rows 800 onward are what benchmarks use: the states reachable f
 Hyper-parameters were chosen on development splits inside rows 0-799: ``--train-rows 0:600
 --dev-rows 600:800``, and ``--dev-novel 100`` (100 puzzles of rows 400-799 as dev, their
 3-number states, or with ``--dev-novel-depth 2`` all their 3- and 2-number states, left out of
-training), which mimics the unseen states of harder puzzles. Many deep states are reachable from
+training), which mimics the unseen states of harder puzzles; and ``--dev-hard`` (:func:`hard_split`:
+the 42-45 three-number states of the training rows that reach 24 only through a fraction or a
+result above 50, left out of training with their 2-number states, the A* proxy run from each),
+the nearest the training rows come to the 45 held-out puzzles that need such a result. Many deep states are reachable from
 both the training and the held-out puzzles; the report gives held-out metrics on all held-out
 states and on those never seen in training (held-out roots are all unseen).
 
@@ -33,14 +36,18 @@ Models (small MLPs, trained with torch, run in numpy at inference):
   never an input. Without that target the policy is far worse (on the 0:600/600:800 split, a
   best-first search by the policy needed about 108 calls per puzzle instead of about 6).
 - Temperatures dividing each network's logits per number of numbers in the state
-  (``--policy-temperature``, ``--value-temperature``), chosen on the ``--dev-novel`` splits. The
-  policy's (4:10, 3:5, 2:8, with feature version 2) was the candidate that solved every dev puzzle
-  of both ``--dev-novel 100`` splits (depth 1 and depth 2) with the smallest sum of the two mean
-  operation counts of the A* proxy (7.0 and 80.7 with the earlier 4:10, 3:2.5, 2:2, which missed a
-  depth-2 puzzle; 9.0 and 49.9 with it).
+  (``--policy-temperature``, ``--value-temperature``), chosen on the development splits. With
+  unit costs A* over calls orders them by the latest call's ``-log sigmoid(logit / T_n)``, so only
+  the ratios ``T4 : T3 : T2`` change its order. The policy's (4:40, 3:5, 2:2.5) won a grid of 26
+  candidates by the sum of the four maxima of the A* proxy (three dev members averaged, trained
+  with ``--dev-novel 100 --dev-hard``, depth 1 and depth 2): novel 22 and 274, hard 21 and 22,
+  sum 339, against 58, 464, 56 and 73 (651) for the earlier 4:10, 3:5, 2:8, which had been chosen
+  by the sum of the novel means. A larger ``T4`` flattens the root calls' scores (so a doubtful
+  root call waits behind fewer deep calls), a smaller ``T2`` sharpens the last calls (those of a
+  state that cannot reach 24 fall to the back).
 - Members (``--policy-members``, default 3): the shipped policy averages the logits of networks
   trained with seeds ``--seed + 1``, ``+ 2``, ``+ 3``. On the two ``--dev-novel 100`` splits, with
-  the temperatures above, three members needed mean 7.7 / max 104 (depth 1) and 53.1 / 181 (depth
+  the earlier temperatures, three members needed mean 7.7 / max 104 (depth 1) and 53.1 / 181 (depth
   2) operations of the A* proxy; the first member alone 9.0 / 122 and 49.9 / 346, the other two
   7.8 / 108 and 7.8 / 146, 71.0 / 206 and 54.6 / 188 (``--split-seed 0`` keeps one split across seeds).
 - Feature versions (``--value-features``, ``--policy-features``): the value keeps version 1, the
@@ -65,6 +72,7 @@ import numpy as np
 from ponder.models import game24 as g
 from ponder.verifiers import game24 as v
 
+ODD_LIMIT = 50  # results above it, or fractions, are "odd": no puzzle of rows 0-799 needs one (see hard_split)
 TRAIN_ROWS_LIMIT = 800  # rows 0-799 may be trained on; 800 onward are the benchmark's
 
 
@@ -118,6 +126,23 @@ def novel_split(puzzles: list[str], n: int, seed: int, depth: int = 1) -> tuple[
     return [p for i, p in enumerate(puzzles) if i not in dev_index], [puzzles[i] for i in sorted(dev_index)], excluded
 
 
+def hard_split(puzzles, limit: int = ODD_LIMIT) -> tuple[list[tuple], set]:
+    """``(dev_states, excluded)``: the 3-number states one move from ``puzzles`` that reach 24, but
+    only through a fraction or a result above ``limit`` (``solvable(s)`` and not
+    ``solvable(s, limit=limit)``, such as 3 3/7 7 -> 24/7 7 -> 24), and those states with every
+    2-number state reachable from them, to be left out of training. No puzzle of rows 0-799 needs
+    such a result, but 45 of the 462 puzzles of rows 800+ do, and they hold the benchmark's largest
+    operation counts: these 3-number states (45 from rows 0-799) are the nearest development
+    measure of them that the training rows give."""
+    roots = dict.fromkeys(g.start(p) for p in puzzles)
+    three = {after(r, op, a, b) for r in roots for op, a, b in g.moves(r)}
+    dev = sorted(s for s in three if g.solvable(s) and not g.solvable(s, limit=limit))
+    excluded = set(dev)
+    for s in dev:
+        excluded.update(after(s, op, a, b) for op, a, b in g.moves(s))
+    return dev, excluded
+
+
 def after(numbers, op, a, b):
     return g.apply(numbers, a, b, g.TOOLS[op](a, b))
 
@@ -154,9 +179,10 @@ def value_data(states, table: Table, *, min_size: int = 2):
 def policy_data(states, table: Table, exclude=frozenset()):
     """Every legal (state, call) pair of the states with 2-4 numbers, states sorted, moves in
     :func:`~ponder.models.game24.moves` order; ``group`` numbers the states. ``result`` (the row of
-    the call's result) is a training target only, never an input."""
+    the call's result) is a training target only, never an input; ``odd`` marks calls whose result
+    is a fraction or above :data:`ODD_LIMIT` (a loss weight may use it, never the network)."""
     states = sorted((s for s in states if len(s) >= 2), key=lambda s: (len(s), s))
-    ops, ab, rest_rows, result, y, group, size = [], [], [], [], [], [], []
+    ops, ab, rest_rows, result, y, group, size, odd = [], [], [], [], [], [], [], []
     for k, s in enumerate(states):
         for op, a, b in g.moves(s):
             r = g.TOOLS[op](a, b)
@@ -174,6 +200,7 @@ def policy_data(states, table: Table, exclude=frozenset()):
             y.append(g.solvable(nxt))
             group.append(k)
             size.append(len(s))
+            odd.append(r.denominator != 1 or r > ODD_LIMIT)
     return {
         "states": states,
         "op": np.array(ops, dtype=np.int64),
@@ -183,6 +210,7 @@ def policy_data(states, table: Table, exclude=frozenset()):
         "y": np.array(y, dtype=np.float32),
         "group": np.array(group, dtype=np.int64),
         "size": np.array(size, dtype=np.int64),
+        "odd": np.array(odd, dtype=bool),
     }
 
 
@@ -240,11 +268,12 @@ def train_value(features: np.ndarray, data, *, hidden: int, epochs: int, lr: flo
 
 
 def train_policy(features: np.ndarray, data, *, hidden: int, embed: int, head_hidden: int, epochs: int, lr: float, batch: int, seed: int,
-                 weight_decay: float, root_weight: float, aux_weight: float, smoothing: float = 0.0, dropout: float = 0.0, log=print):
+                 weight_decay: float, root_weight: float, aux_weight: float, smoothing: float = 0.0, dropout: float = 0.0,
+                 odd_weight: float = 1.0, log=print):
     """The policy: ``e = psi(op, a, b)``, ``logit = head([e, rest[0], rest[1], onehot(len(rest))])``.
 
     Loss: BCE on ``solvable(state after the call)`` (calls of 4-number states weighted by
-    ``root_weight``) plus ``aux_weight`` times the squared error of a linear decoder recovering
+    ``root_weight``, solvable calls with an odd result by ``odd_weight`` on top) plus ``aux_weight`` times the squared error of a linear decoder recovering
     :func:`~ponder.verifiers.game24.number_features` of the call's result from ``e``. The result is
     a training *target* (like the label, which also needs it); the network's inputs never hold it,
     and the decoder is not shipped.
@@ -264,7 +293,8 @@ def train_policy(features: np.ndarray, data, *, hidden: int, embed: int, head_hi
     result = torch.from_numpy(data["result"])
     y = torch.from_numpy((data["y"] * (1 - 2 * smoothing) + smoothing).astype(np.float32))
     count = (rest > 0).sum(1)
-    w = torch.from_numpy(np.where(data["size"] == 4, root_weight, 1.0).astype(np.float32))
+    w = np.where(data["size"] == 4, root_weight, 1.0) * np.where(data["odd"] & (data["y"] > 0.5), odd_weight, 1.0)
+    w = torch.from_numpy(w.astype(np.float32))
     n = len(y)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch), pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -544,6 +574,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--dev-rows", default="", help="rows inside 0:800 NOT trained on, reported as a development split (for choosing hyper-parameters)")
     parser.add_argument("--dev-novel", type=int, default=0, help="development split of N puzzles from the second half of --train-rows, "
                         "training only on the puzzles sharing no solvable 3-number state with them (mimics the novelty of harder puzzles)")
+    parser.add_argument("--dev-hard", action="store_true", help="leave out of training the 3-number states of --train-rows that reach 24 only through a fraction "
+                        "or a result above 50 (and their 2-number states), and report the A* proxy from each (see hard_split)")
     parser.add_argument("--dev-novel-depth", type=int, default=1, choices=[1, 2], help="1: leave out the dev puzzles' 3-number states; 2: all their 3- and 2-number states")
     parser.add_argument("--train", default="both", choices=["both", "value", "policy"],
                         help="which models to train; the other is read from --out, for the report (default both)")
@@ -561,10 +593,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--policy-batch", type=int, default=512)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--root-weight", type=float, default=4.0, help="policy loss weight of the calls of 4-number states relative to deeper ones")
+    parser.add_argument("--odd-weight", type=float, default=1.0, help="policy loss weight of the solvable calls whose result is a fraction or above 50 "
+                        "(relative; multiplies --root-weight)")
     parser.add_argument("--aux-weight", type=float, default=1.0, help="weight of psi's auxiliary target (the value's embedding of the call's result)")
     parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing of the policy's targets")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout in the policy's hidden layers")
-    parser.add_argument("--policy-temperature", default="4:10,3:5,2:8", help="temperatures dividing the policy's logits per number of numbers in the state "
+    parser.add_argument("--policy-temperature", default="4:40,3:5,2:2.5", help="temperatures dividing the policy's logits per number of numbers in the state "
                         "(n:T,...; others 1); chosen by log loss and by the search proxies on the --dev-novel split")
     parser.add_argument("--value-temperature", default="3:7,2:2", help="the same for the value")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="storage type of the weight matrices")
@@ -592,10 +626,16 @@ def main(argv=None) -> dict:
         train_puzzles, dev_puzzles, excluded = novel_split(train_puzzles, args.dev_novel, split_seed, args.dev_novel_depth)
     else:
         excluded = set()
+    hard_states = None
+    if args.dev_hard:
+        hard_states, hard_excluded = hard_split(train_puzzles)
+        excluded = excluded | hard_excluded
+        print(f"hard dev split: {len(hard_states)} 3-number states that need a fraction or a result above 50; {len(hard_excluded)} states left out of training")
     train_roots, train_states = reachable(train_puzzles)
     if excluded:
         train_states = train_states - excluded
-        print(f"novel dev split: {len(dev_puzzles)} dev puzzles; {len(excluded)} states one move from them left out of training")
+        if args.dev_novel:
+            print(f"novel dev split: {len(dev_puzzles)} dev puzzles; {len(excluded)} states left out of training")
     print(f"train: {len(train_roots)} puzzles (rows {args.train_rows}), {len(train_states)} reachable states")
     value_table, policy_table = Table(args.value_features), Table(args.policy_features)
     vtrain = value_data(train_states, value_table)
@@ -622,13 +662,13 @@ def main(argv=None) -> dict:
             member = rounded(train_policy(policy_table.array(), ptrain, hidden=args.policy_hidden, embed=args.embed, head_hidden=args.policy_hidden,
                                           epochs=args.policy_epochs, lr=args.policy_lr, batch=args.policy_batch, seed=args.seed + 1 + m,
                                           weight_decay=args.weight_decay, root_weight=args.root_weight, aux_weight=args.aux_weight,
-                                          smoothing=args.smoothing, dropout=args.dropout), args.dtype)
+                                          smoothing=args.smoothing, dropout=args.dropout, odd_weight=args.odd_weight), args.dtype)
             policy_parts.update({v._part(name, m): layers for name, layers in member.items()})
         t_policy = time.perf_counter() - t
         save(args.out / "game24_policy.npz", policy_parts, dict(common, kind="policy", temperature=temperatures["policy"], hidden=args.policy_hidden,
                                                                embed=args.embed, epochs=args.policy_epochs, lr=args.policy_lr, batch=args.policy_batch,
                                                                root_weight=args.root_weight, aux_weight=args.aux_weight, smoothing=args.smoothing,
-                                                               dropout=args.dropout, members=args.policy_members), args.dtype, args.policy_features)
+                                                               dropout=args.dropout, odd_weight=args.odd_weight, members=args.policy_members), args.dtype, args.policy_features)
     else:
         policy_parts = v.load_weights(args.out / "game24_policy.npz", "policy")[1]
     cpu_train = time.process_time() - cpu_start
@@ -706,6 +746,15 @@ def main(argv=None) -> dict:
         print("evaluating: dev")
         dev_roots, dev_states = reachable(dev_puzzles)
         report["dev"] = evaluate(dev_roots, dev_states, seen=train_states)
+    if hard_states is not None:
+        print("evaluating: hard dev states")
+        report["dev_hard"] = {
+            "states": len(hard_states),
+            "note": "A* proxy from each 3-number state of the training rows that reaches 24 only through a fraction or a result above 50; "
+                    "the states and their 2-number states were left out of training",
+            "astar_policy": _summary([astar_calls(s, policy.score_calls) for s in hard_states]),
+        }
+        print(f"dev_hard: {report['dev_hard']}")
     if not args.no_heldout:
         print("evaluating: held-out (rows 800+, reporting only)")
         held_roots, held_states = reachable(g.load(slice(TRAIN_ROWS_LIMIT, None)))
