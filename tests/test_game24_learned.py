@@ -56,11 +56,11 @@ def auc(y, p):
 
 
 def test_weights_are_small_and_described(value, policy):
-    for v, kind, most in ((value, "value", 500_000), (policy, "policy", 1_500_000)):
+    for v, kind, most in ((value, "value", 500_000), (policy, "policy", 2_500_000)):
         assert v.weights.is_file() and v.weights.stat().st_size < most
         meta = v.meta
         assert meta["kind"] == kind and meta["train_rows"] == "0:800"
-    assert policy.members == policy.meta["members"] == 3
+    assert policy.members == policy.meta["members"] == 5
     assert (learned.WEIGHTS / "game24_report.json").is_file()
 
 
