@@ -149,9 +149,9 @@ def summarise(done: dict, methods, puzzles: dict) -> tuple[list[dict], list[dict
 def _by_kind(done: dict, puzzles: dict) -> list[dict]:
     """Operations of the learned heuristics on the puzzles that need a fraction or an intermediate
     above 50 (not ``solvable(..., limit=50)``: no puzzle of the training rows 0-799 does) and on the others."""
-    from ponder.models.game24 import solvable, start
+    from ponder.models.game24 import PLAIN_LIMIT, solvable, start
 
-    odd = {i for i, p in puzzles.items() if not solvable(start(p), limit=50)}
+    odd = {i for i, p in puzzles.items() if not solvable(start(p), limit=PLAIN_LIMIT)}
     rows = []
     for m, label in (("astar_policy", "A* + learned policy"), ("astar_value", "A* + learned value")):
         for kind, keep in (("that need a fraction or an intermediate above 50", True), ("that do not", False)):

@@ -39,6 +39,7 @@ from typing import Iterable, Sequence
 
 Numbers = tuple  # tuple[Fraction, ...], sorted ascending
 TARGET = Fraction(24)
+PLAIN_LIMIT = 50  # every puzzle of rows 0-799 is solvable with results that are integers <= this; 45 of rows 800+ are not
 OPS = ("add", "sub", "mul", "div")
 SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 

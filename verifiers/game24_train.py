@@ -76,7 +76,7 @@ import numpy as np
 from ponder.models import game24 as g
 from ponder.verifiers import game24 as v
 
-ODD_LIMIT = 50  # results above it, or fractions, are "odd": no puzzle of rows 0-799 needs one (see hard_split)
+ODD_LIMIT = g.PLAIN_LIMIT  # results above it, or fractions, are "odd": no puzzle of rows 0-799 needs one (see hard_split)
 TRAIN_ROWS_LIMIT = 800  # rows 0-799 may be trained on; 800 onward are the benchmark's
 
 
@@ -630,16 +630,16 @@ def main(argv=None) -> dict:
         train_puzzles, dev_puzzles, excluded = novel_split(train_puzzles, args.dev_novel, split_seed, args.dev_novel_depth)
     else:
         excluded = set()
+    if args.dev_novel:
+        print(f"novel dev split: {len(dev_puzzles)} dev puzzles; {len(excluded)} states left out of training")
     hard_states = None
     if args.dev_hard:
         hard_states, hard_excluded = hard_split(train_puzzles)
         excluded = excluded | hard_excluded
-        print(f"hard dev split: {len(hard_states)} 3-number states that need a fraction or a result above 50; {len(hard_excluded)} states left out of training")
+        print(f"hard dev split: {len(hard_states)} 3-number states that need a fraction or a result above {ODD_LIMIT}; "
+              f"{len(hard_excluded)} states left out of training")
     train_roots, train_states = reachable(train_puzzles)
-    if excluded:
-        train_states = train_states - excluded
-        if args.dev_novel:
-            print(f"novel dev split: {len(dev_puzzles)} dev puzzles; {len(excluded)} states left out of training")
+    train_states = train_states - excluded
     print(f"train: {len(train_roots)} puzzles (rows {args.train_rows}), {len(train_states)} reachable states")
     value_table, policy_table = Table(args.value_features), Table(args.policy_features)
     vtrain = value_data(train_states, value_table)
