@@ -125,6 +125,24 @@ def test_path_weight_adds_each_run_call_s_heuristic_term_to_its_child_s_g(gen):
         AStarConfig(heuristic_on="calls", path_weight=-1.0)
 
 
+def test_siblings_normalization_costs_each_run_call_minus_log_its_share_of_its_state_s_scores(gen):
+    from ponder.verifiers.game24 import Game24Policy
+
+    policy = Game24Policy()
+    r = ponder.search("astar", gen, policy, "3 3 8 8", heuristic_on="calls", normalize="siblings", path_weight=1.0)
+    assert r.stopped == "done" and replay("3 3 8 8", r.info["path"]) == (24,)
+    assert len(r.tree) > 4  # calls off the solution ran too
+    for state in r.tree[1:]:
+        calls = gen.propose([state.parent], None)[0]
+        v = policy.score([""] * len(calls), [(state.parent.world, c.call) for c in calls])
+        share = v[[c.call for c in calls].index(state.call)] / v.sum()
+        assert 0 < share < 1 and state.cost == pytest.approx(state.parent.cost + 1.0 - np.log(share))
+    for bad in ({"normalize": "siblings"}, {"normalize": "siblings", "heuristic_on": "calls", "transform": "neg"},
+                {"normalize": "softmax", "heuristic_on": "calls"}):
+        with pytest.raises(ConfigError, match="normalize"):
+            AStarConfig(**bad)
+
+
 def test_heuristic_beats_dfs_on_calls_run(gen):
     puzzles = game24.load(slice(800, 820))
     dfs = [ponder.search("astar", gen, None, p, order="dfs").ledger.count("tool_calls") for p in puzzles]

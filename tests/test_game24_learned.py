@@ -337,3 +337,33 @@ def test_hard_split_holds_out_states_that_need_a_fraction():
     # odd marks calls whose result is a fraction or above 50
     odd = {(v, a, b): o for (v, a, b), o in zip(g.moves(g.start("1 3 4 6")), policy_data([g.start("1 3 4 6")], Table())["odd"])}
     assert odd[("div", F(1), F(3))] and not odd[("add", F(1), F(3))]
+
+
+def test_selection_measures_each_dev_set_with_the_setting_s_temperatures_and_restores_them(policy, tmp_path, capsys):
+    from ponder.verifiers import game24_select as sel
+    from ponder.verifiers.game24_train import astar_calls
+
+    roots = [g.start(p) for p in g.load(slice(0, 6))]
+    hard = [(F(3, 4), F(1), F(6))]
+    policy._ensure()
+    before = policy._temperature.copy()
+    got = sel.measure({"novel1": (policy, roots), "hard1": (policy, hard)}, temperatures={4: 10.0, 3: 5.0, 2: 8.0},
+                      path_weight=0.5, normalize="siblings")
+    assert np.array_equal(policy._temperature, before)  # restored
+    policy._temperature[[4, 3, 2]] = [10.0, 5.0, 8.0]
+    try:
+        direct = [astar_calls(r, policy.score_calls, path_weight=0.5, normalize="siblings") for r in roots]
+    finally:
+        policy._temperature[:] = before
+    assert got["novel1"] == [max(o for _, o in direct), round(float(np.mean([o for _, o in direct])), 2)]
+    assert got["sum_max"] == got["novel1"][0] + got["hard1"][0] and got["all_solved"] == all(s for s, _ in direct)
+    # the rule: every dev puzzle solved first, then the lower sum of maxima, then of means
+    lines = [{"key": "a", "all_solved": False, "sum_max": 10, "sum_mean": 1.0}, {"key": "b", "all_solved": True, "sum_max": 30, "sum_mean": 9.0},
+             {"key": "c", "all_solved": True, "sum_max": 30, "sum_mean": 5.0}]
+    out = tmp_path / "sel.jsonl"
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert min(lines, key=sel.rule_key)["key"] == "c"
+    sel.main(["--out", str(out), "--best"])
+    assert json.loads(capsys.readouterr().out)["key"] == "c"
+    with pytest.raises(SystemExit):
+        sel.main(["--out", str(tmp_path / "none.jsonl"), "--best"])  # nothing measured: a clear error

@@ -488,32 +488,38 @@ def random_ordering(states) -> dict:
     return {"states": len(counts), "mean": round(float(np.mean(counts)), 4), "max": round(float(np.max(counts)), 4)}
 
 
-def astar_calls(root, policy, limit: int = 700) -> tuple[bool, int]:
-    """A mirror of ``ponder.search("astar", ..., heuristic_on="calls")`` with unit costs on this
-    fixed-length task: the frontier holds proposed calls with ``f = -log p(call)`` (g plus the
-    steps-left bound is the same for every call), ties to the deeper call, then first in; a pop
-    runs one call; states seen before are not expanded. Returns (solved, calls executed)."""
+def astar_calls(root, policy, limit: int = 700, *, path_weight: float = 0.0, normalize: str = "none") -> tuple[bool, int]:
+    """A mirror of ``ponder.search("astar", ..., heuristic_on="calls", path_weight=, normalize=)``
+    with unit costs on this fixed-length task: the frontier holds proposed calls with ``f = u(s, a)
+    + path_weight * (the sum of u along the path to s)`` (g plus the steps-left bound is the same
+    for every call), ``u = -log p(call)``, or ``-log`` of ``p`` divided by the sum over the state's
+    calls under ``normalize="siblings"``; ties to the deeper call, then first in; a pop runs one
+    call; states seen before are not expanded. Returns (solved, calls executed)."""
     import heapq  # noqa: PLC0415
 
     heap, tick, seen, ops = [], 0, {root}, 0
 
-    def push(state, depth):
+    def push(state, depth, path):
         nonlocal tick
         ms = g.moves(state)
-        for m, q in zip(ms, policy([(state, m) for m in ms])):
-            heapq.heappush(heap, (-math.log(q), -depth, tick, state, m))
+        u = -np.log(np.asarray(policy([(state, m) for m in ms]), dtype=np.float64))
+        if normalize == "siblings":
+            low = u.min()
+            u = u - low + math.log(np.exp(low - u).sum())
+        for m, um in zip(ms, u.tolist()):
+            heapq.heappush(heap, (um + path_weight * path, -depth, tick, state, m, path + um))
             tick += 1
 
-    push(root, 1)
+    push(root, 1, 0.0)
     while heap and ops < limit:
-        _, depth, _, state, (op, a, b) = heapq.heappop(heap)
+        _, depth, _, state, (op, a, b), path = heapq.heappop(heap)
         ops += 1
         nxt = after(state, op, a, b)
         if g.solved(nxt):
             return True, ops
         if len(nxt) > 1 and nxt not in seen:
             seen.add(nxt)
-            push(nxt, 1 - depth)
+            push(nxt, 1 - depth, path)
     return False, ops
 
 
