@@ -111,13 +111,13 @@ def test_path_weight_adds_each_run_call_s_heuristic_term_to_its_child_s_g(gen):
     from ponder.verifiers.game24 import Game24Policy
 
     policy = Game24Policy()
-    r = ponder.search("astar", gen, policy, "3 3 8 8", heuristic_on="calls", path_weight=0.5, weight=2.0)
-    assert r.stopped == "done" and replay("3 3 8 8", r.info["path"]) == (24,)
+    r = ponder.search("astar", gen, policy, "3 3 7 7", heuristic_on="calls", path_weight=0.5, weight=2.0)
+    assert r.stopped == "done" and replay("3 3 7 7", r.info["path"]) == (24,)
     assert len(r.tree) > 4  # calls off the solution ran too
     for state in r.tree[1:]:
         u = -np.log(policy.score([""], [(state.parent.world, state.call)])[0])
         assert u > 0 and state.cost == pytest.approx(state.parent.cost + 1.0 + 0.5 * 2.0 * u)
-    plain = ponder.search("astar", gen, policy, "3 3 8 8", heuristic_on="calls", weight=2.0)
+    plain = ponder.search("astar", gen, policy, "3 3 7 7", heuristic_on="calls", weight=2.0)
     assert all(s.cost == s.depth for s in plain.tree)
     with pytest.raises(ConfigError, match="path_weight"):
         AStarConfig(path_weight=0.5)  # heuristic_on="states": no call terms
