@@ -532,7 +532,7 @@ class LegalCallMask:
     def for_calls(self, roots: Sequence[Any], legal: Sequence[Sequence[Call]], env: Environment) -> Callable:
         """The hook for one ``expand`` over ``roots``: row parents are looked up by their tokens."""
         table = {tuple(r.tokens): self.targets(calls, env) for r, calls in zip(roots, legal)}
-        allowed: dict[tuple[int, tuple], list[int]] = {}  # (id(parent), step tokens so far) -> token ids; parents outlive the call
+        allowed: dict[tuple[int, tuple], Any] = {}  # (id(parent), step tokens so far) -> token ids [n] (a tensor); parents outlive the call
 
         def ids_for(parent, done: str, width: int) -> list[int]:
             ids: set[int] = set()
@@ -550,15 +550,15 @@ class LegalCallMask:
             width = logits.shape[1]
             if self.texts is None or len(self.texts) != width:
                 self._vocab(width)
-            rows: list[int] = []
-            cols: list[int] = []
-            for r, st in enumerate(states):
+            per_row = []
+            for st in states:
                 key = (id(st.parent), st.step_tokens)
                 ids = allowed.get(key)
                 if ids is None:
-                    ids = allowed[key] = ids_for(st.parent, "".join(self.texts[t] for t in st.step_tokens), width)
-                rows.extend([r] * len(ids))
-                cols.extend(ids)
+                    ids = allowed[key] = torch.tensor(ids_for(st.parent, "".join(self.texts[t] for t in st.step_tokens), width))
+                per_row.append(ids)
+            cols = torch.cat(per_row)  # [n]: the allowed token ids, row after row
+            rows = torch.repeat_interleave(torch.arange(len(per_row)), torch.tensor([len(i) for i in per_row]))  # [n]
             out = torch.full_like(logits, float("-inf"))  # [R, V]: the allowed logits, -inf elsewhere
             out[rows, cols] = logits[rows, cols]
             return out
