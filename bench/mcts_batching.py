@@ -49,7 +49,7 @@ FIRST_ROW = 800
 LOG = RESULTS / "mcts_batching.jsonl"
 
 
-REVISION = 8  # of the search's draws and work per pass, part of the resume key (2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one; 6: leaves at a held edge released, uncounted; 7: the LM keeps freed host memory for reuse; 8: runs record the states of each expansion call)
+REVISION = 9  # of the search's draws and work per pass, part of the resume key (9: the legal-call hook without Python index lists; 2: leaves at one edge expand once; 3: the search seed reaches the proposer; 4: the "expansions" setting; 5: its free leaves backed up one by one; 6: leaves at a held edge released, uncounted; 7: the LM keeps freed host memory for reuse; 8: runs record the states of each expansion call)
 
 WIDTH_ROUNDS = 5  # plain-decode measurements per call width, after the runs
 
