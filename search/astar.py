@@ -98,7 +98,7 @@ from ponder.search.protocols import ConfigError, State
 from ponder.search.result import SearchResult, Trace
 from ponder.search.verify import VerifierError, check_verifier, run_verifier, score_states
 
-__all__ = ["AStarConfig", "NAME", "run"]
+__all__ = ["AStarConfig", "NAME", "run", "sibling_costs"]
 
 NAME = "astar"
 ORDERS = ("astar", "greedy", "dfs", "bfs")
@@ -349,7 +349,7 @@ class _Search:
             return
         h = self._h_calls(pairs)
         if cfg.normalize == "siblings":
-            h = _normalized(h, [len(props) for props in proposals])
+            h = sibling_costs(h, [len(props) for props in proposals])
         carry = cfg.path_weight * cfg.weight if cfg.order == "astar" else 0.0
         for (s, p), hh, b in zip(pairs, h, after):
             g = s.cost + (1.0 if cfg.cost == "unit" else -p.logprob)
@@ -443,7 +443,7 @@ class _Search:
         return self.trace.result(candidates, scores, stopped, info=self._info())
 
 
-def _normalized(u: np.ndarray, sizes: list[int]) -> np.ndarray:
+def sibling_costs(u: np.ndarray, sizes: list[int]) -> np.ndarray:
     """``u(s, a) = -log v(s, a)`` of consecutive groups of sibling calls (``sizes``, one state's
     calls each) as ``-log pi(a | s)``, ``pi = v / sum_siblings v``: ``u + log sum_b exp(-u_b)``,
     shifted by the group's smallest ``u`` so that no exponential underflows.   # [P] -> [P]"""

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ponder.models import game24 as g
+from ponder.search.astar import NORMALIZES
 from ponder.verifiers import game24_train as gt
 from ponder.verifiers.game24 import Game24Policy
 
@@ -110,8 +111,8 @@ def main(argv=None) -> None:
         parser.error("--dev-weights D1 D2 is required (see the module docstring for how to train them)")
     norms = [x.strip() for x in args.normalize.split(",") if x.strip()]
     for n in norms:
-        if n not in ("none", "siblings"):
-            parser.error(f"--normalize takes none or siblings, got {n!r}")
+        if n not in NORMALIZES:
+            parser.error(f"--normalize takes {' or '.join(NORMALIZES)}, got {n!r}")
     sets = {}
     for depth, folder in zip((1, 2), args.dev_weights):
         path = folder / "game24_policy.npz"

@@ -502,6 +502,8 @@ def astar_calls(root, policy, limit: int = 700, *, path_weight: float = 0.0, nor
     call; states seen before are not expanded. Returns (solved, calls executed)."""
     import heapq  # noqa: PLC0415
 
+    from ponder.search.astar import sibling_costs  # noqa: PLC0415
+
     heap, tick, seen, ops = [], 0, {root}, 0
 
     def push(state, depth, path):
@@ -509,8 +511,7 @@ def astar_calls(root, policy, limit: int = 700, *, path_weight: float = 0.0, nor
         ms = g.moves(state)
         u = -np.log(np.asarray(policy([(state, m) for m in ms]), dtype=np.float64))
         if normalize == "siblings":
-            low = u.min()
-            u = u - low + math.log(np.exp(low - u).sum())
+            u = sibling_costs(u, [len(ms)])
         for m, um in zip(ms, u.tolist()):
             heapq.heappush(heap, (um + path_weight * path, -depth, tick, state, m, path + um))
             tick += 1
